@@ -1,0 +1,132 @@
+package rewrite
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// AddrMap tells what a client must see for an upstream broker. Implementations
+// must be safe for concurrent use. An error means the node must not be shown
+// at all: rewriting fails rather than leak the upstream address.
+type AddrMap interface {
+	Advertise(nodeID int32, host string, port int32) (string, int32, error)
+}
+
+// Handling is how the proxy deals with one API whose response schema has a
+// host or port field.
+type Handling struct {
+	// Rewrite, when set, rewrites the decoded response in place for every
+	// version up to kmsg's maximum.
+	Rewrite func(resp kmsg.Response, m AddrMap) error
+	// MaxVersion caps the advertised version range when Rewrite is nil:
+	// versions above it carry endpoints. -1 drops the API entirely.
+	MaxVersion int16
+	// Exempt explains why a host/port field is not a broker address; such
+	// APIs pass through untouched.
+	Exempt string
+}
+
+// Registry maps API keys to their handling. Every kmsg response type with a
+// Host or Port field must appear here (a reflection test enforces it).
+// The map is built once and never modified.
+type Registry map[int16]Handling
+
+// Default returns the handling of the core proxy: Metadata, FindCoordinator
+// and DescribeCluster rewritten; Produce and Fetch clamped below their KIP-951
+// node-endpoint versions; APIs we cannot rewrite dropped.
+func Default() Registry {
+	drop := Handling{MaxVersion: -1}
+	return Registry{
+		0:  {MaxVersion: 9},  // Produce v10+ carries NodeEndpoints (KIP-951)
+		1:  {MaxVersion: 15}, // Fetch v16+ carries NodeEndpoints (KIP-951)
+		3:  {Rewrite: metadata},
+		10: {Rewrite: findCoordinator},
+		60: {Rewrite: describeCluster},
+		55: {MaxVersion: 1}, // DescribeQuorum v2 lists controller listeners
+		78: drop,            // ShareFetch NodeEndpoints (KIP-932), not rewritten yet
+		79: drop,            // ShareAcknowledge NodeEndpoints
+		// KRaft controller-to-controller APIs: never meaningful to a client.
+		52: drop, 53: drop, 54: drop, 59: drop, 82: drop,
+		29: {Exempt: "ACL host is a client host pattern, not a broker"},
+		31: {Exempt: "ACL host is a client host pattern, not a broker"},
+		88: {Exempt: "Streams user endpoints are application servers, not brokers"},
+		89: {Exempt: "Streams user endpoints are application servers, not brokers"},
+	}
+}
+
+// NeedsRewrite reports whether responses to key must be decoded and rewritten.
+func (r Registry) NeedsRewrite(key int16) bool {
+	h, ok := r[key]
+	return ok && h.Rewrite != nil
+}
+
+// Response decodes body (a response body, after its header) as (key,
+// version), rewrites its endpoints and re-encodes it, appending to dst.
+// Unknown tagged fields survive the round trip (kmsg keeps them).
+func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMap) ([]byte, error) {
+	h, ok := r[key]
+	if !ok || h.Rewrite == nil {
+		return append(dst, body...), nil
+	}
+	resp := kmsg.ResponseForKey(key)
+	resp.SetVersion(version)
+	if err := resp.ReadFrom(body); err != nil {
+		return dst, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(key), version, err)
+	}
+	if err := h.Rewrite(resp, m); err != nil {
+		return dst, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
+	}
+	return resp.AppendTo(dst), nil
+}
+
+func metadata(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.MetadataResponse)
+	for i := range resp.Brokers {
+		b := &resp.Brokers[i]
+		host, port, err := m.Advertise(b.NodeID, b.Host, b.Port)
+		if err != nil {
+			return err
+		}
+		b.Host, b.Port = host, port
+	}
+	return nil
+}
+
+func findCoordinator(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.FindCoordinatorResponse)
+	// v0-v3 carry one coordinator at the top level; on error Kafka sends
+	// node -1 with an empty host, which must stay as it is.
+	if resp.Version < 4 && resp.NodeID >= 0 {
+		host, port, err := m.Advertise(resp.NodeID, resp.Host, resp.Port)
+		if err != nil {
+			return err
+		}
+		resp.Host, resp.Port = host, port
+	}
+	for i := range resp.Coordinators {
+		c := &resp.Coordinators[i]
+		if c.NodeID < 0 {
+			continue
+		}
+		host, port, err := m.Advertise(c.NodeID, c.Host, c.Port)
+		if err != nil {
+			return err
+		}
+		c.Host, c.Port = host, port
+	}
+	return nil
+}
+
+func describeCluster(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.DescribeClusterResponse)
+	for i := range resp.Brokers {
+		b := &resp.Brokers[i]
+		host, port, err := m.Advertise(b.NodeID, b.Host, b.Port)
+		if err != nil {
+			return err
+		}
+		b.Host, b.Port = host, port
+	}
+	return nil
+}

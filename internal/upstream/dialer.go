@@ -1,0 +1,60 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Dialer opens plaintext TCP connections to the upstream bootstrap servers,
+// trying them in order. It is safe for concurrent use.
+type Dialer struct {
+	addrs   []string
+	timeout time.Duration
+	dialer  net.Dialer
+}
+
+// NewDialer returns a Dialer for addrs (host:port each). timeout bounds each
+// attempt; 0 means 10 s.
+func NewDialer(addrs []string, timeout time.Duration) (*Dialer, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("upstream: no bootstrap servers")
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Dialer{addrs: append([]string(nil), addrs...), timeout: timeout,
+		dialer: net.Dialer{KeepAlive: 30 * time.Second}}, nil
+}
+
+// Dial connects to the first reachable bootstrap server. principal is the
+// client's authenticated principal; plaintext upstreams do not use it.
+func (d *Dialer) Dial(ctx context.Context, principal string) (net.Conn, error) {
+	var errs []error
+	for _, addr := range d.addrs {
+		c, err := d.dialOne(ctx, addr)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (d *Dialer) dialOne(ctx context.Context, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	c, err := d.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial upstream %s: %w", addr, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return c, nil
+}

@@ -1,0 +1,133 @@
+package upstream
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ConnDialer opens one upstream connection; *Dialer satisfies it.
+type ConnDialer interface {
+	Dial(ctx context.Context, principal string) (net.Conn, error)
+}
+
+// VersionProbe learns the upstream's ApiVersions over a connection of its
+// own and caches the answer for TTL. It is safe for concurrent use; one probe
+// runs at a time and concurrent callers share its result.
+type VersionProbe struct {
+	dial ConnDialer
+	ttl  time.Duration
+	now  func() time.Time
+
+	mu      sync.Mutex
+	cached  *kmsg.ApiVersionsResponse
+	fetched time.Time
+}
+
+// NewVersionProbe returns a probe that refreshes at most every ttl (0: 5 min).
+// now may be nil (time.Now).
+func NewVersionProbe(d ConnDialer, ttl time.Duration, now func() time.Time) *VersionProbe {
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &VersionProbe{dial: d, ttl: ttl, now: now}
+}
+
+// UpstreamVersions returns the cached response, probing when it is missing
+// or stale. A failed refresh keeps serving the stale answer.
+func (p *VersionProbe) UpstreamVersions(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cached != nil && p.now().Sub(p.fetched) < p.ttl {
+		return p.cached, nil
+	}
+	resp, err := p.probe(ctx)
+	if err != nil {
+		if p.cached != nil {
+			return p.cached, nil
+		}
+		return nil, err
+	}
+	p.cached, p.fetched = resp, p.now()
+	return resp, nil
+}
+
+// probe sends ApiVersions at kmsg's highest version and, on
+// UNSUPPORTED_VERSION, retries at the highest version the broker names.
+func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
+	conn, err := p.dial.Dial(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_ = conn.SetDeadline(p.now().Add(30 * time.Second))
+
+	version := kmsg.NewPtrApiVersionsRequest().MaxVersion()
+	for attempt := int32(1); attempt <= 2; attempt++ {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.SetVersion(version)
+		req.ClientSoftwareName = "scram-proxy"
+		req.ClientSoftwareVersion = "1"
+		resp, err := roundTrip(conn, attempt, req)
+		if err != nil {
+			return nil, fmt.Errorf("probe upstream api versions: %w", err)
+		}
+		r := resp.(*kmsg.ApiVersionsResponse)
+		if r.ErrorCode == kerr.UnsupportedVersion.Code {
+			for _, k := range r.ApiKeys {
+				if k.ApiKey == 18 && k.MaxVersion < version {
+					version = k.MaxVersion
+				}
+			}
+			continue
+		}
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return nil, fmt.Errorf("probe upstream api versions: %w", err)
+		}
+		return r, nil
+	}
+	return nil, errors.New("probe upstream api versions: no version accepted")
+}
+
+// roundTrip writes req as a client would and reads its response. ApiVersions
+// responses always use response header v0.
+func roundTrip(conn net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
+	var f kmsg.RequestFormatter
+	if _, err := conn.Write(f.AppendRequest(nil, req, corr)); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(conn, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > 16<<20 {
+		return nil, fmt.Errorf("bad response size %d", n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(buf)); got != corr {
+		return nil, fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	resp := req.ResponseKind()
+	body := buf[4:]
+	if len(body) >= 2 && int16(binary.BigEndian.Uint16(body)) == kerr.UnsupportedVersion.Code {
+		resp.SetVersion(0) // KIP-511: the error answer has a v0 body
+	}
+	return resp, resp.ReadFrom(body)
+}

@@ -1,0 +1,402 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
+)
+
+// chunkSize is the relay's copy unit. Frames are streamed through pooled
+// chunks, so an idle connection holds no buffer and a 50 MiB fetch response
+// never sits whole in memory.
+const chunkSize = 64 << 10
+
+// maxResponseSize bounds upstream response frames (the upstream is trusted
+// more than a client, but a corrupt size must not allocate gigabytes).
+const maxResponseSize = 1 << 30
+
+// pending is one expected response, queued in request order. Kafka clients
+// require responses in request order (Java's InFlightRequests.completeNext),
+// so local answers wait their turn behind the upstream's.
+type pending struct {
+	corr         int32
+	key, version int16
+	local        []byte      // a complete frame built by the proxy; nil: the upstream answers
+	rewrite      bool        // decode and rewrite the upstream's answer
+	closeAfter   closeReason // close the connection once local is written
+}
+
+// relay moves frames both ways until either side ends. The reader (this
+// goroutine) forwards requests and queues what each expects back; the writer
+// goroutine answers the queue in order. A client EOF or a shutdown drain stops
+// the reader at a frame boundary and lets the writer deliver every response
+// still owed; any other failure aborts both directions.
+func (s *session) relay(ctx, drain context.Context, up net.Conn) closeReason {
+	o := &s.srv.opts
+	past := time.Unix(1, 0)
+	stopHard := context.AfterFunc(ctx, func() {
+		_ = s.raw.SetDeadline(past)
+		_ = up.SetDeadline(past)
+	})
+	defer stopHard()
+	stopDrain := context.AfterFunc(drain, func() { _ = s.raw.SetReadDeadline(past) })
+	defer stopDrain()
+
+	queue := make(chan pending, o.MaxInFlight)
+	writerDone := make(chan closeReason, 1)
+	go func() { writerDone <- s.writeLoop(up, queue) }()
+
+	reason := s.readLoop(ctx, drain, up, queue)
+	close(queue)
+	if reason != reasonClientClosed && reason != reasonShutdown {
+		_ = up.SetDeadline(past) // abort the writer, which may wait on the upstream
+	} else if tc, ok := up.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite() // half-close: the upstream sees EOF after our last request
+	}
+	if wreason := <-writerDone; wreason != "" {
+		return wreason
+	}
+	return reason
+}
+
+// readLoop forwards client requests upstream and answers the ones the proxy
+// owns, queueing one pending entry per expected response.
+func (s *session) readLoop(ctx, drain context.Context, up net.Conn, queue chan<- pending) closeReason {
+	o := &s.srv.opts
+	if _, err := s.srv.versions.get(ctx); err != nil {
+		s.log.Warn("upstream api versions unavailable", zap.Error(err))
+		return reasonUpstreamDial
+	}
+	for {
+		_ = s.conn.SetReadDeadline(o.Now().Add(o.IdleTimeout))
+		if drain.Err() != nil {
+			return reasonShutdown
+		}
+		n, err := protocol.ReadSize(s.conn, &s.sizeBuf, o.MaxRequestSize)
+		if err != nil {
+			return s.clientReadReason(drain, err, true)
+		}
+		if n < 8 {
+			s.log.Info("request frame too short", zap.Int("size", n))
+			return reasonProtocol
+		}
+		s.fromClient.Add(int64(4 + n))
+		if reason := s.relayRequest(drain, n, up, queue); reason != "" {
+			return reason
+		}
+	}
+}
+
+// relayRequest handles one client frame of n bytes whose size was just read.
+func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue chan<- pending) closeReason {
+	o := &s.srv.opts
+	bufp := s.srv.getChunk()
+	defer s.srv.putChunk(bufp)
+	buf := *bufp
+	copy(buf, s.sizeBuf[:])
+	head := min(n, len(buf)-4)
+	if _, err := io.ReadFull(s.conn, buf[4:4+head]); err != nil {
+		return s.clientReadReason(drain, err, false)
+	}
+	key, version, corr, _ := protocol.PeekHeader(buf[4:])
+	s.requests.Add(1)
+
+	// KIP-368: an expired session is closed on its next request, unless that
+	// request starts a re-authentication (SocketServer.processCompletedReceives).
+	if !s.deadline.IsZero() && o.Now().After(s.deadline) && key != protocol.KeySASLHandshake {
+		s.log.Info("session expired; closing on next request")
+		return reasonSessionExpired
+	}
+
+	if key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate {
+		frame, reason := s.readWhole(drain, buf[4:4+head], n)
+		if reason != "" {
+			return reason
+		}
+		return s.answerLocal(frame, queue)
+	}
+	table := s.srv.versions.cur.Load()
+	if !table.allowed(key, version) {
+		s.log.Info("request for an api or version the proxy does not advertise; closing",
+			zap.Int16(logAPIKey, key), zap.Int16(logAPIVersion, version))
+		return reasonProtocol
+	}
+	expect := true
+	if key == protocol.KeyProduce {
+		acks, reason := s.produceAcks(buf[4:4+head], n)
+		if reason != "" {
+			return reason
+		}
+		expect = acks != 0 // acks=0: Kafka sends no response at all
+	}
+	if expect {
+		queue <- pending{corr: corr, key: key, version: version,
+			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key)}
+	}
+
+	_ = up.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
+	if _, err := up.Write(buf[:4+head]); err != nil {
+		return s.upstreamFailed("write", err)
+	}
+	for rest := n - head; rest > 0; {
+		k := min(rest, len(buf))
+		if _, err := io.ReadFull(s.conn, buf[:k]); err != nil {
+			return s.clientReadReason(drain, err, false)
+		}
+		if _, err := up.Write(buf[:k]); err != nil {
+			return s.upstreamFailed("write", err)
+		}
+		rest -= k
+	}
+	return ""
+}
+
+// produceAcks reads acks from a Produce request whose first bytes are in
+// head. A request whose header and transactional id do not fit in one chunk
+// (64 KiB) is refused: the relay cannot tell whether it expects a response
+// (listed in docs/unsupported.md).
+func (s *session) produceAcks(head []byte, n int) (int16, closeReason) {
+	parse := func(frame []byte) (int16, bool) {
+		h, err := protocol.ParseRequestHeader(frame)
+		if err != nil {
+			return 0, false
+		}
+		return protocol.ProduceAcks(h.Version, frame[h.Len:])
+	}
+	if acks, ok := parse(head); ok {
+		return acks, ""
+	}
+	s.log.Info("produce request header unreadable", zap.Int("head", len(head)), zap.Int("size", n))
+	return 0, reasonProtocol
+}
+
+// readWhole completes a frame of n bytes whose first bytes are head.
+func (s *session) readWhole(drain context.Context, head []byte, n int) ([]byte, closeReason) {
+	frame := make([]byte, n)
+	copy(frame, head)
+	if _, err := io.ReadFull(s.conn, frame[len(head):]); err != nil {
+		return nil, s.clientReadReason(drain, err, false)
+	}
+	return frame, ""
+}
+
+// answerLocal queues the proxy's own answer to SaslHandshake or
+// SaslAuthenticate on an authenticated connection. Without a session
+// deadline Kafka's KafkaApis answers both with ILLEGAL_SASL_STATE and keeps
+// the connection open (spec §2.9).
+func (s *session) answerLocal(frame []byte, queue chan<- pending) closeReason {
+	h, err := protocol.ParseRequestHeader(frame)
+	if err != nil || h.Version > protocol.MaxVersion(h.Key) {
+		return reasonProtocol
+	}
+	var resp kmsg.Response
+	switch h.Key {
+	case protocol.KeySASLHandshake:
+		if h.Version > maxHandshakeVersion {
+			return reasonProtocol
+		}
+		r := kmsg.NewPtrSASLHandshakeResponse()
+		r.ErrorCode = kerr.IllegalSaslState.Code
+		resp = r
+	default:
+		if h.Version > maxAuthenticateVersion {
+			return reasonProtocol
+		}
+		r := kmsg.NewPtrSASLAuthenticateResponse()
+		r.ErrorCode = kerr.IllegalSaslState.Code
+		r.ErrorMessage = kmsg.StringPtr("SaslAuthenticate request received after successful authentication")
+		r.SASLAuthBytes = []byte{}
+		resp = r
+	}
+	queue <- pending{corr: h.CorrelationID, key: h.Key, version: h.Version, local: protocol.AppendResponse(nil, h, resp)}
+	return ""
+}
+
+// writeLoop answers the queue in order: local frames as they are, upstream
+// responses streamed (or decoded and rewritten when they carry endpoints).
+// It returns "" once the queue is closed and drained.
+func (s *session) writeLoop(up net.Conn, queue <-chan pending) closeReason {
+	o := &s.srv.opts
+	var size [4]byte
+	for p := range queue {
+		if p.local != nil {
+			if err := s.write(p.local); err != nil {
+				return s.writerFailed(s.clientWriteReason(err))
+			}
+			if p.closeAfter != "" {
+				return s.writerFailed(p.closeAfter)
+			}
+			continue
+		}
+		_ = up.SetReadDeadline(o.Now().Add(o.IdleTimeout))
+		n, err := protocol.ReadSize(up, &size, maxResponseSize)
+		if err == nil && n < 4 {
+			err = protocol.ErrTruncated
+		}
+		if err != nil {
+			return s.writerFailed(s.upstreamFailed("read", err))
+		}
+		if p.rewrite {
+			err = s.relayRewritten(up, size, n, p)
+		} else {
+			err = s.relayStreamed(up, size, n, p)
+		}
+		if err != nil {
+			return s.writerFailed(s.responseFailed(err))
+		}
+	}
+	return ""
+}
+
+// writerFailed stops the reader too (it may be blocked on the client) and
+// returns reason.
+func (s *session) writerFailed(reason closeReason) closeReason {
+	_ = s.raw.SetReadDeadline(time.Unix(1, 0))
+	return reason
+}
+
+// errCorrelation: the upstream answered out of order, which Kafka never does.
+type errCorrelation struct{ want, got int32 }
+
+func (e errCorrelation) Error() string {
+	return "upstream response correlation id mismatch"
+}
+
+func (s *session) relayStreamed(up net.Conn, size [4]byte, n int, p pending) error {
+	bufp := s.srv.getChunk()
+	defer s.srv.putChunk(bufp)
+	buf := *bufp
+	copy(buf, size[:])
+	head := min(n, len(buf)-4)
+	if _, err := io.ReadFull(up, buf[4:4+head]); err != nil {
+		return &PeerError{Side: SideUpstream, Op: "read", Err: err}
+	}
+	if corr := int32(binary.BigEndian.Uint32(buf[4:])); corr != p.corr {
+		return errCorrelation{p.corr, corr}
+	}
+	if err := s.write(buf[:4+head]); err != nil {
+		return err
+	}
+	for rest := n - head; rest > 0; {
+		k := min(rest, len(buf))
+		if _, err := io.ReadFull(up, buf[:k]); err != nil {
+			return &PeerError{Side: SideUpstream, Op: "read", Err: err}
+		}
+		if err := s.write(buf[:k]); err != nil {
+			return err
+		}
+		rest -= k
+	}
+	return nil
+}
+
+func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) error {
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(up, frame); err != nil {
+		return &PeerError{Side: SideUpstream, Op: "read", Err: err}
+	}
+	if corr := int32(binary.BigEndian.Uint32(frame)); corr != p.corr {
+		return errCorrelation{p.corr, corr}
+	}
+	hlen, err := protocol.ResponseHeaderLen(frame, p.key, p.version)
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 4, n+64)
+	out = append(out, frame[:hlen]...)
+	if p.key == protocol.KeyApiVersions {
+		out, err = s.clampApiVersions(out, p.version, frame[hlen:])
+	} else {
+		out, err = s.srv.opts.Registry.Response(out, p.key, p.version, frame[hlen:], s.srv.opts.AddrMap)
+	}
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	return s.write(out)
+}
+
+// clampApiVersions rewrites the upstream's ApiVersions answer to what the
+// proxy advertises, and refreshes the shared table from it.
+func (s *session) clampApiVersions(dst []byte, version int16, body []byte) ([]byte, error) {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	// An UNSUPPORTED_VERSION answer always has a v0 body (KIP-511).
+	if len(body) >= 2 && int16(binary.BigEndian.Uint16(body)) == kerr.UnsupportedVersion.Code {
+		version = 0
+	}
+	resp.SetVersion(version)
+	if err := resp.ReadFrom(body); err != nil {
+		return dst, err
+	}
+	if resp.ErrorCode == 0 {
+		t := s.srv.versions.refresh(resp)
+		resp.ApiKeys = t.resp.ApiKeys
+	} else {
+		resp.ApiKeys = s.srv.opts.Registry.ClampKeys(resp.ApiKeys, s.srv.versions.own)
+	}
+	return resp.AppendTo(dst), nil
+}
+
+func (s *session) clientReadReason(drain context.Context, err error, atBoundary bool) closeReason {
+	switch {
+	case atBoundary && drain.Err() != nil:
+		return reasonShutdown
+	case isTimeout(err) && drain.Err() == nil:
+		s.log.Debug("client idle timeout")
+		return reasonIdle
+	case atBoundary && isClosedConnErr(err):
+		return reasonClientClosed
+	case isClosedConnErr(err), isTimeout(err):
+		s.log.Debug("client connection ended mid-frame", zap.Error(err))
+		return reasonIOError
+	}
+	s.log.Info("client read failed", zap.Error(err))
+	return reasonIOError
+}
+
+func (s *session) clientWriteReason(err error) closeReason {
+	if isClosedConnErr(err) {
+		return reasonClientClosed
+	}
+	if isTimeout(err) {
+		s.log.Info("client write timed out")
+		return reasonIdle
+	}
+	s.log.Info("client write failed", zap.Error(err))
+	return reasonIOError
+}
+
+func (s *session) upstreamFailed(op string, err error) closeReason {
+	if isClosedConnErr(err) {
+		s.log.Info("upstream closed the connection", zap.String("op", op))
+		return reasonUpstreamClosed
+	}
+	if isTimeout(err) {
+		s.log.Debug("upstream i/o aborted or timed out", zap.String("op", op))
+		return reasonUpstreamClosed
+	}
+	s.log.Warn("upstream i/o failed", zap.String("op", op), zap.Error(err))
+	return reasonUpstreamClosed
+}
+
+// responseFailed classifies a failure while relaying one response.
+func (s *session) responseFailed(err error) closeReason {
+	var pe *PeerError
+	if errors.As(err, &pe) {
+		if pe.Side == SideClient {
+			return s.clientWriteReason(pe.Err)
+		}
+		return s.upstreamFailed(pe.Op, pe.Err)
+	}
+	s.log.Error("cannot relay upstream response; closing rather than leak or corrupt it", zap.Error(err))
+	return reasonProtocol
+}

@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Server accepts client connections on one or more listeners and runs a
+// session for each. Create it with New; Serve and Shutdown are safe for
+// concurrent use.
+type Server struct {
+	opts           Options
+	versions       *versionCache
+	mechanismNames []string
+	chunks         sync.Pool // *[]byte of chunkSize+4
+
+	sem    chan struct{} // one slot per open connection
+	wg     sync.WaitGroup
+	nextID atomic.Uint64
+
+	// connCtx ends every session at once; drainCtx asks sessions to stop
+	// reading and deliver what they owe.
+	connCtx     context.Context
+	cancelConns context.CancelFunc
+	drainCtx    context.Context
+	startDrain  context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	shutdown  bool
+}
+
+// New validates opts and builds a Server.
+func New(opts Options) (*Server, error) {
+	o := opts.withDefaults()
+	var errs []error
+	if o.Auth == nil {
+		errs = append(errs, errors.New("proxy: Auth is required"))
+	}
+	if o.Upstream == nil {
+		errs = append(errs, errors.New("proxy: Upstream is required"))
+	}
+	if o.Versions == nil {
+		errs = append(errs, errors.New("proxy: Versions is required"))
+	}
+	if o.AddrMap == nil {
+		errs = append(errs, errors.New("proxy: AddrMap is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:      o,
+		sem:       make(chan struct{}, o.MaxConnections),
+		listeners: map[net.Listener]struct{}{},
+		versions:  &versionCache{source: o.Versions, reg: o.Registry, own: ownRanges(nil)},
+	}
+	for _, m := range o.Mechanisms {
+		s.mechanismNames = append(s.mechanismNames, string(m))
+	}
+	s.chunks.New = func() any { b := make([]byte, chunkSize+4); return &b }
+	s.connCtx, s.cancelConns = context.WithCancel(context.Background())
+	s.drainCtx, s.startDrain = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func (s *Server) getChunk() *[]byte  { return s.chunks.Get().(*[]byte) }
+func (s *Server) putChunk(b *[]byte) { s.chunks.Put(b) }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on ln until ctx ends or Shutdown is called. It
+// takes a connection slot before accepting, so at MaxConnections the
+// listener's backlog, not the proxy's memory, absorbs the excess. Accept
+// errors back off exponentially (5 ms to 1 s) and never end the listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+
+	log := s.opts.Logger.With(zap.String(logListener, s.opts.ListenerName))
+	var backoff time.Duration
+	for {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.drainCtx.Done():
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		conn, err := ln.Accept()
+		if err != nil {
+			<-s.sem
+			s.wg.Done()
+			if s.isShutdown() {
+				return ErrServerClosed
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
+			sleep(ctx, backoff)
+			continue
+		}
+		backoff = 0
+		go s.runSession(conn, log)
+	}
+}
+
+func (s *Server) runSession(conn net.Conn, log *zap.Logger) {
+	defer s.wg.Done()
+	defer func() { <-s.sem }()
+	id := s.nextID.Add(1)
+	s.opts.Metrics.ConnectionOpened(s.opts.ListenerName)
+	sess := &session{
+		srv:   s,
+		id:    id,
+		raw:   conn,
+		conn:  conn,
+		start: s.opts.Now(),
+		log:   log.With(zap.Uint64(logConnID, id), zap.String(logRemote, conn.RemoteAddr().String())),
+	}
+	sess.run(s.connCtx, s.drainCtx)
+}
+
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// Shutdown stops accepting, lets every authenticated session finish the
+// requests it already forwarded and deliver their responses, and closes
+// sessions still authenticating. When ctx ends first, every connection is
+// closed at once and ctx's error is returned. Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+	s.startDrain()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancelConns()
+		return nil
+	case <-ctx.Done():
+		s.cancelConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Ready reports whether the server accepts new connections: not shutting
+// down and below MaxConnections. Health checks read it.
+func (s *Server) Ready() bool {
+	return !s.isShutdown() && len(s.sem) < cap(s.sem)
+}

@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+)
+
+// Log keys (snake_case, house style §11).
+const (
+	logConnID     = "conn_id"
+	logRemote     = "remote_addr"
+	logListener   = "listener"
+	logPrincipal  = "principal"
+	logMechanism  = "mechanism"
+	logReason     = "reason"
+	logState      = "state"
+	logAPIKey     = "api_key"
+	logAPIVersion = "api_version"
+	logUsername   = "username"
+	logTokenAuth  = "token_auth"
+)
+
+// session is one client connection from accept to close. Its fields are
+// owned by the goroutine running run, except the atomic counters, which the
+// relay's writer goroutine also updates.
+type session struct {
+	srv   *Server
+	id    uint64
+	raw   net.Conn // the accepted TCP connection
+	conn  net.Conn // raw, or the TLS connection over it
+	log   *zap.Logger
+	start time.Time
+
+	state     state
+	mech      sasl.Mechanism
+	conv      *sasl.Conversation
+	result    sasl.Result
+	principal string        // "User:<name>" once authenticated
+	deadline  time.Time     // KIP-368 session deadline; zero: none
+	lifetime  time.Duration // session_lifetime_ms sent to the client
+
+	fromClient atomic.Int64
+	toClient   atomic.Int64
+	requests   atomic.Int64
+
+	sizeBuf [4]byte
+}
+
+// run serves the connection until it ends. It always closes the connection
+// and logs exactly one summary line.
+func (s *session) run(ctx context.Context, drain context.Context) {
+	reason := s.serve(ctx, drain)
+	_ = s.conn.Close()
+	o := &s.srv.opts
+	o.Metrics.ConnectionClosed(o.ListenerName, string(reason))
+	o.Metrics.BytesRelayed(s.fromClient.Load(), s.toClient.Load())
+	logAt := s.log.Debug
+	if s.principal != "" {
+		logAt = s.log.Info
+	}
+	logAt("connection closed",
+		zap.String(logReason, string(reason)),
+		zap.String(logState, s.state.String()),
+		zap.Int64("bytes_from_client", s.fromClient.Load()),
+		zap.Int64("bytes_to_client", s.toClient.Load()),
+		zap.Int64("requests", s.requests.Load()),
+		zap.Duration("duration", o.Now().Sub(s.start)))
+}
+
+func (s *session) serve(ctx, drain context.Context) closeReason {
+	o := &s.srv.opts
+	// TLS handshake and SASL share one deadline: a client may not sit
+	// half-authenticated (ghostunnel's forceHandshake, extended to SASL).
+	if err := s.raw.SetDeadline(o.Now().Add(o.AuthTimeout)); err != nil {
+		return reasonIOError
+	}
+	// A drain (which always precedes the hard stop) ends unauthenticated
+	// connections at once: they owe the client nothing.
+	stop := context.AfterFunc(drain, func() { _ = s.raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if o.TLS != nil {
+		tc := tls.Server(s.raw, o.TLS)
+		s.conn = tc
+		if err := tc.HandshakeContext(ctx); err != nil {
+			s.logHandshakeError(err)
+			if isTimeout(err) {
+				return reasonAuthTimeout
+			}
+			return reasonTLSHandshake
+		}
+	}
+
+	if reason, ok := s.authenticate(ctx); !ok {
+		return reason
+	}
+	if !stop() || drain.Err() != nil {
+		return reasonShutdown
+	}
+	if err := s.raw.SetDeadline(time.Time{}); err != nil {
+		return reasonIOError
+	}
+
+	up, err := o.Upstream.Dial(ctx, s.principal)
+	if err != nil {
+		o.Metrics.UpstreamDialFailed()
+		s.log.Warn("upstream dial failed", zap.Error(err))
+		return reasonUpstreamDial
+	}
+	defer up.Close()
+	return s.relay(ctx, drain, up)
+}
+
+// logHandshakeError says plainly when the client is not speaking TLS at all.
+func (s *session) logHandshakeError(err error) {
+	var rh tls.RecordHeaderError
+	switch {
+	case errors.As(err, &rh) && protocol.LooksLikeKafkaRequest(rh.RecordHeader[:]):
+		s.log.Warn("client is speaking plaintext Kafka to the TLS listener; configure security.protocol=SASL_SSL")
+	case errors.As(err, &rh):
+		s.log.Info("tls handshake failed: first bytes are not TLS", zap.Error(err))
+	case isTimeout(err):
+		s.log.Info("tls handshake timed out")
+	case isClosedConnErr(err):
+		s.log.Debug("client closed during tls handshake", zap.Error(err))
+	default:
+		s.log.Info("tls handshake failed", zap.Error(err))
+	}
+}
+
+// write sends b to the client under a write deadline (the idle timeout: a
+// client that reads nothing for that long is gone).
+func (s *session) write(b []byte) error {
+	o := &s.srv.opts
+	if s.state >= stateAuthenticated {
+		_ = s.conn.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
+	}
+	n, err := s.conn.Write(b)
+	s.toClient.Add(int64(n))
+	if err != nil {
+		return &PeerError{Side: SideClient, Op: "write", Err: err}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// sessionLifetime implements KIP-368's lifetime rule (spec §6.2): a token
+// login expires with its token, maxReauth caps every session when > 0, and
+// with neither the connection has no deadline and the client is told 0.
+func sessionLifetime(now, tokenExpiry time.Time, maxReauth time.Duration) (time.Duration, bool) {
+	hasToken := !tokenExpiry.IsZero()
+	switch {
+	case !hasToken && maxReauth <= 0:
+		return 0, false
+	case !hasToken:
+		return maxReauth, true
+	}
+	left := max(tokenExpiry.Sub(now), 0)
+	if maxReauth > 0 {
+		left = min(left, maxReauth)
+	}
+	return left, true
+}

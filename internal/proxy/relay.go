@@ -57,10 +57,12 @@ func (s *session) relay(ctx, drain context.Context, up net.Conn) closeReason {
 
 	reason := s.readLoop(ctx, drain, up, queue)
 	close(queue)
+	// After a client EOF or a drain the writer still delivers what is owed
+	// (the upstream is not half-closed: Kafka closes on EOF and would drop
+	// those responses). Any other end aborts the writer, which may be
+	// waiting on the upstream.
 	if reason != reasonClientClosed && reason != reasonShutdown {
-		_ = up.SetDeadline(past) // abort the writer, which may wait on the upstream
-	} else if tc, ok := up.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite() // half-close: the upstream sees EOF after our last request
+		_ = up.SetDeadline(past)
 	}
 	if wreason := <-writerDone; wreason != "" {
 		return wreason

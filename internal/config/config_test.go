@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, args []string, env ...string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs, env)
+}
+
+func TestFullExampleLoads(t *testing.T) {
+	cfg, err := load(t, []string{"--config", "testdata/full.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Listener.AdvertisedAddress = "broker-0.kafka.svc:9096"
+	want.Listener.TLS.CertFile = "/etc/scram-proxy/tls/server.pem"
+	want.Listener.TLS.KeyFile = "/etc/scram-proxy/tls/server-key.pem"
+	want.Credentials.File = "/etc/scram-proxy/users.yaml"
+	want.Upstream.BootstrapServers = []string{"127.0.0.1:9092"}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got  %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestMinimalTakesDefaults(t *testing.T) {
+	cfg, err := load(t, []string{"--config", "testdata/minimal.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listener.Address != "0.0.0.0:9096" || !cfg.Listener.TLS.Enabled || cfg.SASL.FailedAuthDelay != 100*time.Millisecond ||
+		cfg.SASL.MaxReceiveSize != 524288 || cfg.SASL.AuthTimeout != 10*time.Second || cfg.SASL.Mechanisms[0] != "SCRAM-SHA-512" {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestPrecedenceFlagsEnvFileDefaults(t *testing.T) {
+	file := []string{"--config", "testdata/full.yaml"}
+	// file beats default
+	cfg, _ := load(t, file)
+	if cfg.Listener.AdvertisedAddress != "broker-0.kafka.svc:9096" {
+		t.Fatal("file value lost")
+	}
+	env := []string{
+		"SCRAM_PROXY_LISTENER_ADVERTISED_ADDRESS=env-host:1",
+		"SCRAM_PROXY_SASL_MECHANISMS=SCRAM-SHA-256, SCRAM-SHA-512",
+		"SCRAM_PROXY_SASL_AUTH_TIMEOUT=3s",
+		"PATH=/bin",
+	}
+	cfg, err := load(t, file, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listener.AdvertisedAddress != "env-host:1" || !reflect.DeepEqual(cfg.SASL.Mechanisms, []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}) ||
+		cfg.SASL.AuthTimeout != 3*time.Second {
+		t.Fatalf("env did not beat file: %+v", cfg)
+	}
+	cfg, err = load(t, append(file, "--listener.advertised_address", "flag-host:2", "--sasl.mechanisms", "SCRAM-SHA-512",
+		"--sasl.auth_timeout", "7s"), env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listener.AdvertisedAddress != "flag-host:2" || !reflect.DeepEqual(cfg.SASL.Mechanisms, []string{"SCRAM-SHA-512"}) ||
+		cfg.SASL.AuthTimeout != 7*time.Second {
+		t.Fatalf("flag did not beat env: %+v", cfg)
+	}
+}
+
+func TestUnknownKeysNameThemselves(t *testing.T) {
+	_, err := load(t, []string{"--config", "testdata/typo.yaml"})
+	if err == nil {
+		t.Fatal("typo accepted")
+	}
+	for _, want := range []string{"listener.adress (line 2): unknown configuration key", "sasl.mechanism (line 6): unknown configuration key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	_, err = load(t, []string{"--config", "testdata/minimal.yaml"}, "SCRAM_PROXY_LISTENER_ADRESS=x")
+	if err == nil || !strings.Contains(err.Error(), "SCRAM_PROXY_LISTENER_ADRESS: unknown environment variable") {
+		t.Fatalf("unknown env: %v", err)
+	}
+}
+
+func TestValidationReportsEveryProblem(t *testing.T) {
+	_, err := load(t, []string{"--config", "testdata/bad.yaml"})
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, key := range []string{"listener.advertised_address", "listener.tls.cert_file", "listener.tls.key_file",
+		"listener.tls.min_version", "listener.max_request_size", "sasl.mechanisms: unsupported mechanism \"PLAIN\"",
+		"sasl.mechanisms: SCRAM-SHA-512 listed twice", "sasl.auth_timeout", "credentials.file: required",
+		"upstream.bootstrap_servers", "log.level", "log.format"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("no complaint about %s in:\n%v", key, err)
+		}
+	}
+}
+
+func TestEveryKeyHasAFlagAndADefaultExample(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	for _, k := range keys() {
+		if fs.Lookup(k.name) == nil {
+			t.Errorf("no flag for %s", k.name)
+		}
+	}
+}
+
+func FuzzLoadYAML(f *testing.F) {
+	for _, p := range []string{"testdata/full.yaml", "testdata/typo.yaml", "testdata/bad.yaml"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		known := map[string]key{}
+		for _, k := range keys() {
+			known[k.name] = k
+		}
+		_ = checkFileKeys([]byte(data), known)
+	})
+}

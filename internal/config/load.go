@@ -1,0 +1,229 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable the proxy reads:
+// SCRAM_PROXY_LISTENER_ADVERTISED_ADDRESS sets listener.advertised_address.
+const EnvPrefix = "SCRAM_PROXY_"
+
+// key is one configuration leaf: its dotted name and Go type.
+type key struct {
+	name string
+	typ  reflect.Type
+}
+
+// keys lists every leaf of Config, in declaration order.
+func keys() []key {
+	var out []key
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := prefix + f.Tag.Get("mapstructure")
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(f.Type, name+".")
+				continue
+			}
+			out = append(out, key{name, f.Type})
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return out
+}
+
+// envName maps a key to its environment variable.
+func envName(k string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
+}
+
+// RegisterFlags adds --config and one flag per key, named by its dotted
+// path (--listener.address, --sasl.mechanisms a,b, --sasl.auth_timeout 5s).
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file")
+	def := viper.New()
+	setDefaults(def)
+	for _, k := range keys() {
+		usage := "configuration key " + k.name + " (env " + envName(k.name) + ")"
+		switch k.typ.Kind() {
+		case reflect.Bool:
+			fs.Bool(k.name, def.GetBool(k.name), usage)
+		case reflect.Int:
+			fs.Int(k.name, def.GetInt(k.name), usage)
+		case reflect.Int64: // time.Duration
+			fs.Duration(k.name, def.GetDuration(k.name), usage)
+		case reflect.Slice:
+			fs.StringSlice(k.name, def.GetStringSlice(k.name), usage)
+		default:
+			fs.String(k.name, def.GetString(k.name), usage)
+		}
+	}
+}
+
+func setDefaults(v *viper.Viper) {
+	var m map[string]any
+	_ = mapstructure.Decode(Defaults(), &m)
+	for _, k := range keys() {
+		v.SetDefault(k.name, lookupPath(m, k.name))
+	}
+}
+
+func lookupPath(m map[string]any, path string) any {
+	parts := strings.Split(path, ".")
+	var cur any = m
+	for _, p := range parts {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
+
+// Load builds the configuration from fs (already parsed), environ (as from
+// os.Environ) and the file named by --config, with precedence flags >
+// environment > file > defaults, then validates it. Unknown keys in the file
+// and unknown SCRAM_PROXY_ variables are errors naming them.
+func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
+	v := viper.New()
+	setDefaults(v)
+	known := map[string]key{}
+	for _, k := range keys() {
+		known[k.name] = k
+	}
+	var errs []error
+
+	if path, _ := fs.GetString("config"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		if err := checkFileKeys(data, known); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+
+	env := map[string]string{}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(name, EnvPrefix) {
+			env[name] = val
+		}
+	}
+	byEnv := map[string]string{}
+	for name := range known {
+		byEnv[envName(name)] = name
+	}
+	for name := range env {
+		if _, ok := byEnv[name]; !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown environment variable (no such configuration key)", name))
+		}
+	}
+
+	for name, k := range known {
+		if f := fs.Lookup(name); f != nil && f.Changed {
+			if k.typ.Kind() == reflect.Slice {
+				s, _ := fs.GetStringSlice(name)
+				v.Set(name, s)
+			} else {
+				v.Set(name, f.Value.String())
+			}
+			continue
+		}
+		if val, ok := env[envName(name)]; ok {
+			if k.typ.Kind() == reflect.Slice {
+				v.Set(name, splitList(val))
+			} else {
+				v.Set(name, val)
+			}
+		}
+	}
+
+	var cfg Config
+	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("configuration values: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkFileKeys walks the YAML document and reports every key that is not a
+// configuration key or section, with its line.
+func checkFileKeys(data []byte, known map[string]key) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file sets nothing
+	}
+	sections := map[string]bool{}
+	for name := range known {
+		parts := strings.Split(name, ".")
+		for i := 1; i < len(parts); i++ {
+			sections[strings.Join(parts[:i], ".")] = true
+		}
+	}
+	var errs []error
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			if prefix == "" {
+				errs = append(errs, fmt.Errorf("line %d: the document must be a mapping", n.Line))
+			}
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			kn, vn := n.Content[i], n.Content[i+1]
+			name := prefix + kn.Value
+			switch {
+			case sections[name]:
+				if vn.Kind != yaml.MappingNode {
+					errs = append(errs, fmt.Errorf("%s (line %d): must be a mapping of keys", name, kn.Line))
+					continue
+				}
+				walk(vn, name+".")
+			case known[name].name != "":
+			default:
+				errs = append(errs, fmt.Errorf("%s (line %d): unknown configuration key", name, kn.Line))
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"time"
+)
+
+// intBound and durBound keep numeric limits as data (franz-go cfg.validate).
+type intBound struct {
+	key      string
+	val      int
+	min, max int
+}
+
+type durBound struct {
+	key      string
+	val      time.Duration
+	min, max time.Duration
+}
+
+// Validate checks every key and returns all problems joined, each naming its
+// key by its dotted path.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+
+	if err := checkHostPort(c.Listener.Address, true); err != nil {
+		bad("listener.address", "%v", err)
+	}
+	switch {
+	case c.Listener.AdvertisedAddress != "":
+		if err := checkHostPort(c.Listener.AdvertisedAddress, false); err != nil {
+			bad("listener.advertised_address", "%v", err)
+		}
+	case unspecifiedHost(c.Listener.Address):
+		bad("listener.advertised_address", "required when listener.address has no host clients can dial (%q)", c.Listener.Address)
+	}
+	if t := c.Listener.TLS; t.Enabled {
+		if t.CertFile == "" {
+			bad("listener.tls.cert_file", "required when listener.tls.enabled is true")
+		}
+		if t.KeyFile == "" {
+			bad("listener.tls.key_file", "required when listener.tls.enabled is true")
+		}
+	}
+	if v := c.Listener.TLS.MinVersion; v != "1.2" && v != "1.3" {
+		bad("listener.tls.min_version", "must be \"1.2\" or \"1.3\", not %q", v)
+	}
+
+	seen := map[string]bool{}
+	if len(c.SASL.Mechanisms) == 0 {
+		bad("sasl.mechanisms", "at least one mechanism is required")
+	}
+	for _, m := range c.SASL.Mechanisms {
+		switch {
+		case m != "SCRAM-SHA-512" && m != "SCRAM-SHA-256":
+			bad("sasl.mechanisms", "unsupported mechanism %q (SCRAM-SHA-512, SCRAM-SHA-256)", m)
+		case seen[m]:
+			bad("sasl.mechanisms", "%s listed twice", m)
+		}
+		seen[m] = true
+	}
+
+	if c.Credentials.File == "" {
+		bad("credentials.file", "required")
+	}
+	if len(c.Upstream.BootstrapServers) == 0 {
+		bad("upstream.bootstrap_servers", "at least one host:port is required")
+	}
+	for _, s := range c.Upstream.BootstrapServers {
+		if err := checkHostPort(s, false); err != nil {
+			bad("upstream.bootstrap_servers", "%v", err)
+		}
+	}
+
+	for _, b := range []intBound{
+		{"listener.max_connections", c.Listener.MaxConnections, 1, 1 << 20},
+		{"listener.max_request_size", c.Listener.MaxRequestSize, 1 << 10, 1 << 30},
+		{"sasl.max_receive_size", c.SASL.MaxReceiveSize, 1 << 10, 16 << 20},
+	} {
+		if b.val < b.min || b.val > b.max {
+			bad(b.key, "%d is outside %d..%d", b.val, b.min, b.max)
+		}
+	}
+	maxMillis := time.Duration(math.MaxInt32) * time.Millisecond // sent as int32 ms
+	for _, b := range []durBound{
+		{"listener.idle_timeout", c.Listener.IdleTimeout, time.Second, 24 * time.Hour},
+		{"sasl.failed_auth_delay", c.SASL.FailedAuthDelay, 0, min(c.Listener.IdleTimeout, maxMillis)},
+		{"sasl.auth_timeout", c.SASL.AuthTimeout, time.Millisecond, 5 * time.Minute},
+		{"upstream.dial_timeout", c.Upstream.DialTimeout, time.Millisecond, 5 * time.Minute},
+	} {
+		if b.val < b.min || b.val > b.max {
+			bad(b.key, "%v is outside %v..%v", b.val, b.min, b.max)
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		bad("log.format", "must be json or console, not %q", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostPort accepts host:port with a port 1-65535 (0 too for a listener,
+// meaning any free port); the host may be empty only for a listener.
+func checkHostPort(s string, listener bool) error {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	port, err := strconv.Atoi(p)
+	lo := 1
+	if listener {
+		lo = 0
+	}
+	if err != nil || port < lo || port > 65535 {
+		return fmt.Errorf("%q has an invalid port", s)
+	}
+	if host == "" && !listener {
+		return fmt.Errorf("%q has no host", s)
+	}
+	return nil
+}

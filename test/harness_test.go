@@ -1,0 +1,310 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+)
+
+// binary is the scram-proxy built once for the whole package by TestMain.
+var proxyBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "scram-proxy-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	proxyBinary = filepath.Join(dir, "scram-proxy")
+	build := exec.Command("go", "build", "-race", "-o", proxyBinary, "../cmd/scram-proxy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build scram-proxy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Users every integration proxy knows.
+var testUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret"}
+
+// upstreamWatch wraps kfake's listener and flags any connection whose first
+// byte starts a TLS record: only a client that learned kfake's real address
+// (a leak) would speak TLS to it, since the proxy's upstream side is plaintext.
+type upstreamWatch struct {
+	accepted atomic.Int64
+	tlsSeen  atomic.Int64
+}
+
+type watchListener struct {
+	net.Listener
+	w *upstreamWatch
+}
+
+func (l watchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.w.accepted.Add(1)
+		c = &firstByteConn{Conn: c, w: l.w}
+	}
+	return c, err
+}
+
+type firstByteConn struct {
+	net.Conn
+	w    *upstreamWatch
+	once sync.Once
+}
+
+func (c *firstByteConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.once.Do(func() {
+			if b[0] == 0x16 {
+				c.w.tlsSeen.Add(1)
+			}
+		})
+	}
+	return n, err
+}
+
+type proxyEnv struct {
+	Addr      string // client-facing address, "localhost:port"
+	CAFile    string
+	CAPEM     []byte
+	Upstream  string
+	Cluster   *kfake.Cluster
+	Watch     *upstreamWatch
+	logs      *syncBuffer
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	configDir string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type envOptions struct {
+	topics     []string
+	partitions int32
+	mechanisms []string
+	extraYAML  string
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startProxy runs kfake in-process and the built proxy as a child process in
+// front of it, with TLS and SCRAM, and waits until the proxy accepts.
+func startProxy(t *testing.T, o envOptions) *proxyEnv {
+	t.Helper()
+	if o.partitions == 0 {
+		o.partitions = 3
+	}
+	if len(o.mechanisms) == 0 {
+		o.mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
+	}
+	watch := &upstreamWatch{}
+	opts := []kfake.Opt{kfake.NumBrokers(1),
+		kfake.ListenFn(func(n, _ string) (net.Listener, error) {
+			ln, err := net.Listen(n, "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			return watchListener{ln, watch}, nil
+		})}
+	if len(o.topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(o.partitions, o.topics...))
+	}
+	cluster, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+
+	dir := t.TempDir()
+	ca, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile, err := ca.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersFile := filepath.Join(dir, "users.yaml")
+	writeUsersFile(t, usersFile)
+	port := freePort(t)
+	cfg := fmt.Sprintf(`listener:
+  address: 127.0.0.1:%d
+  advertised_address: localhost:%d
+  tls:
+    enabled: true
+    cert_file: %s
+    key_file: %s
+sasl:
+  mechanisms: [%s]
+  failed_auth_delay: 100ms
+credentials:
+  file: %s
+upstream:
+  bootstrap_servers: [%s]
+log:
+  level: debug
+  format: json
+%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), usersFile, cluster.ListenAddrs()[0], o.extraYAML)
+	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &proxyEnv{
+		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,
+		Upstream: cluster.ListenAddrs()[0], Cluster: cluster, Watch: watch,
+		logs: &syncBuffer{}, exited: make(chan struct{}), configDir: dir,
+	}
+	e.cmd = exec.Command(proxyBinary, "--config", cfgFile)
+	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
+	e.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.cmd.Wait(); close(e.exited) }()
+	t.Cleanup(func() { e.stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-e.exited:
+			t.Fatalf("proxy exited at start:\n%s", e.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not listen:\n%s", e.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return e
+}
+
+// stop sends SIGTERM and waits; a race report or a crash fails the test.
+func (e *proxyEnv) stop(t *testing.T) {
+	select {
+	case <-e.exited:
+	default:
+		_ = e.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-e.exited:
+		case <-time.After(40 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+			t.Errorf("proxy did not stop on SIGINT")
+		}
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "WARNING: DATA RACE") || strings.Contains(logs, "panic:") {
+		t.Errorf("proxy reported a race or panic:\n%s", logs)
+	}
+	if t.Failed() {
+		t.Logf("proxy logs:\n%s", tail(logs, 60))
+	}
+	if n := e.Watch.tlsSeen.Load(); n > 0 {
+		t.Errorf("%d client connection(s) reached the upstream directly: an upstream address leaked", n)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func writeUsersFile(t *testing.T, path string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("users:\n")
+	for user, pw := range testUsers {
+		b.WriteString("  " + user + ":\n")
+		for _, m := range sasl.Mechanisms() {
+			c, err := sasl.DeriveCredential(m, pw, []byte("integration-salt-"+user), 4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString("    " + string(m) + ": \"" + c.StoredForm() + "\"\n")
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *proxyEnv) clientTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	c, err := tlsutil.ClientConfig(e.CAPEM, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// upstreamEndpoint is the byte pattern of the upstream's host followed by
+// its port as an int32: how a broker endpoint looks inside any response
+// (STRING or COMPACT_STRING host, then INT32 port).
+func (e *proxyEnv) upstreamEndpoint(t *testing.T) []byte {
+	host, p, err := net.SplitHostPort(e.Upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(p)
+	return binary.BigEndian.AppendUint32([]byte(host), uint32(port))
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -163,3 +163,7 @@ func TestFranzGoWrongPasswordFails(t *testing.T) {
 		t.Fatal("login with a wrong password succeeded")
 	}
 }
+
+func scramAuth(user string) sasl.Mechanism {
+	return scram.Auth{User: user, Pass: testUsers[user]}.AsSha512Mechanism()
+}

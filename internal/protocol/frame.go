@@ -63,14 +63,18 @@ func SniffNonKafka(b []byte) string {
 
 // LooksLikeKafkaRequest reports whether b, the first bytes a client sent to
 // a TLS port, plausibly start a plaintext Kafka request: a sane size prefix
-// followed by a known API key. Used only to word a log line.
+// followed by an API key (whose high byte is 0 for every key; with a sixth
+// byte the key must be one kmsg knows). crypto/tls reports exactly five
+// bytes (tls.RecordHeaderError). Used only to word a log line.
 func LooksLikeKafkaRequest(b []byte) bool {
-	if len(b) < 6 {
+	if len(b) < 5 {
 		return false
 	}
 	n := int32(binary.BigEndian.Uint32(b))
-	key := int16(binary.BigEndian.Uint16(b[4:]))
-	return n >= 8 && n < 1<<30 && KnownKey(key)
+	if n < 8 || n >= 1<<30 || b[4] != 0 {
+		return false
+	}
+	return len(b) < 6 || KnownKey(int16(binary.BigEndian.Uint16(b[4:])))
 }
 
 // AppendSize appends a 4-byte big-endian size prefix.

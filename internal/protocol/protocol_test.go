@@ -215,7 +215,7 @@ func TestProduceAcks(t *testing.T) {
 func TestLooksLikeKafkaRequest(t *testing.T) {
 	var f kmsg.RequestFormatter
 	frame := f.AppendRequest(nil, kmsg.NewPtrApiVersionsRequest(), 1)
-	if !LooksLikeKafkaRequest(frame[:5]) && !LooksLikeKafkaRequest(frame) {
+	if !LooksLikeKafkaRequest(frame[:5]) || !LooksLikeKafkaRequest(frame) {
 		t.Fatal("an ApiVersions request must look like Kafka")
 	}
 	if LooksLikeKafkaRequest([]byte("GET / HTTP/1.1")) {

@@ -48,6 +48,7 @@ func (s *session) handleHandshake(ctx context.Context, h protocol.RequestHeader,
 		return fail
 	}
 	s.mech, s.conv = mech, conv
+	s.log.Debug("sasl handshake accepted", zap.String(logMechanism, string(mech)), zap.Int16("handshake_version", h.Version))
 	if h.Version == 0 {
 		s.state = stateAuthenticateRaw
 	} else {

@@ -349,7 +349,11 @@ func (s *session) clampApiVersions(dst []byte, version int16, body []byte) ([]by
 }
 
 func (s *session) clientReadReason(drain context.Context, err error, atBoundary bool) closeReason {
+	var fse *protocol.FrameSizeError
 	switch {
+	case errors.As(err, &fse):
+		s.log.Info("request frame size refused; closing", zap.Int64("size", fse.Size), zap.Int("max", fse.Max), zap.String("hint", fse.Hint))
+		return reasonProtocol
 	case atBoundary && drain.Err() != nil:
 		return reasonShutdown
 	case isTimeout(err) && drain.Err() == nil:

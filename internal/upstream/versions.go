@@ -20,16 +20,26 @@ type ConnDialer interface {
 }
 
 // VersionProbe learns the upstream's ApiVersions over a connection of its
-// own and caches the answer for TTL. It is safe for concurrent use; one probe
-// runs at a time and concurrent callers share its result.
+// own and caches the answer for a TTL. It is safe for concurrent use. Only
+// one probe runs at a time: callers with no answer yet wait for it (each
+// bounded by its own ctx); once an answer exists a stale one is served at
+// once while a refresh runs in the background, so a slow or dead upstream
+// never stalls logins.
 type VersionProbe struct {
 	dial ConnDialer
 	ttl  time.Duration
 	now  func() time.Time
 
-	mu      sync.Mutex
-	cached  *kmsg.ApiVersionsResponse
-	fetched time.Time
+	mu       sync.Mutex
+	cached   *kmsg.ApiVersionsResponse
+	fetched  time.Time
+	inflight *probeCall
+}
+
+type probeCall struct {
+	done chan struct{}
+	resp *kmsg.ApiVersionsResponse
+	err  error
 }
 
 // NewVersionProbe returns a probe that refreshes at most every ttl (0: 5 min).
@@ -44,23 +54,44 @@ func NewVersionProbe(d ConnDialer, ttl time.Duration, now func() time.Time) *Ver
 	return &VersionProbe{dial: d, ttl: ttl, now: now}
 }
 
-// UpstreamVersions returns the cached response, probing when it is missing
-// or stale. A failed refresh keeps serving the stale answer.
+// probeTimeout bounds one background probe.
+const probeTimeout = 30 * time.Second
+
+// UpstreamVersions returns the cached response, probing when there is none
+// and refreshing in the background when it is stale. A failed refresh keeps
+// the stale answer.
 func (p *VersionProbe) UpstreamVersions(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cached != nil && p.now().Sub(p.fetched) < p.ttl {
-		return p.cached, nil
+	cached, fresh := p.cached, p.cached != nil && p.now().Sub(p.fetched) < p.ttl
+	call := p.inflight
+	if !fresh && call == nil {
+		call = &probeCall{done: make(chan struct{})}
+		p.inflight = call
+		go p.run(call)
 	}
-	resp, err := p.probe(ctx)
-	if err != nil {
-		if p.cached != nil {
-			return p.cached, nil
-		}
-		return nil, err
+	p.mu.Unlock()
+	if cached != nil {
+		return cached, nil
 	}
-	p.cached, p.fetched = resp, p.now()
-	return resp, nil
+	select {
+	case <-call.done:
+		return call.resp, call.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("probe upstream api versions: %w", ctx.Err())
+	}
+}
+
+func (p *VersionProbe) run(call *probeCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	call.resp, call.err = p.probe(ctx)
+	p.mu.Lock()
+	if call.err == nil {
+		p.cached, p.fetched = call.resp, p.now()
+	}
+	p.inflight = nil
+	p.mu.Unlock()
+	close(call.done)
 }
 
 // probe sends ApiVersions at kmsg's highest version and, on
@@ -73,7 +104,9 @@ func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, er
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	_ = conn.SetDeadline(p.now().Add(30 * time.Second))
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl) // wall-clock I/O bound; p.now is only for the TTL
+	}
 
 	version := kmsg.NewPtrApiVersionsRequest().MaxVersion()
 	for attempt := int32(1); attempt <= 2; attempt++ {

@@ -126,6 +126,8 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 		}
 		return s.answerLocal(frame, queue)
 	}
+	// The table was loaded when the relay started and is refreshed by every
+	// new connection; the hot path only loads the pointer.
 	table := s.srv.versions.cur.Load()
 	if !table.allowed(key, version) {
 		s.log.Info("request for an api or version the proxy does not advertise; closing",
@@ -328,7 +330,7 @@ func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) er
 }
 
 // clampApiVersions rewrites the upstream's ApiVersions answer to what the
-// proxy advertises, and refreshes the shared table from it.
+// proxy advertises.
 func (s *session) clampApiVersions(dst []byte, version int16, body []byte) ([]byte, error) {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	// An UNSUPPORTED_VERSION answer always has a v0 body (KIP-511).
@@ -339,12 +341,7 @@ func (s *session) clampApiVersions(dst []byte, version int16, body []byte) ([]by
 	if err := resp.ReadFrom(body); err != nil {
 		return dst, err
 	}
-	if resp.ErrorCode == 0 {
-		t := s.srv.versions.refresh(resp)
-		resp.ApiKeys = t.resp.ApiKeys
-	} else {
-		resp.ApiKeys = s.srv.opts.Registry.ClampKeys(resp.ApiKeys, s.srv.versions.own)
-	}
+	resp.ApiKeys = s.srv.opts.Registry.ClampKeys(resp.ApiKeys, s.srv.versions.own)
 	return resp.AppendTo(dst), nil
 }
 

@@ -22,6 +22,7 @@ type VersionSource interface {
 // alike: the upstream's ranges clamped by the rewrite registry, plus the
 // APIs the proxy answers itself. Immutable once built.
 type versionTable struct {
+	src    *kmsg.ApiVersionsResponse // the source answer it was built from
 	resp   *kmsg.ApiVersionsResponse // upstream response with clamped ApiKeys
 	ranges [128]struct {
 		ok       bool
@@ -34,7 +35,7 @@ func buildVersionTable(up *kmsg.ApiVersionsResponse, reg rewrite.Registry, own [
 	resp.ErrorCode = 0
 	resp.ThrottleMillis = 0
 	resp.ApiKeys = reg.ClampKeys(up.ApiKeys, own)
-	t := &versionTable{resp: &resp}
+	t := &versionTable{src: up, resp: &resp}
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey >= 0 && int(k.ApiKey) < len(t.ranges) {
 			r := &t.ranges[k.ApiKey]
@@ -63,8 +64,9 @@ func (t *versionTable) rangeOf(key int16) (lo, hi int16, ok bool) {
 	return r.min, r.max, r.ok
 }
 
-// versionCache holds the current table; it is refreshed from the source and
-// from every ApiVersions response relayed after authentication.
+// versionCache turns the source's answer into the advertised table. The
+// source (the upstream probe) is the single source of truth and refreshes
+// itself; the table is rebuilt only when the source's answer changes.
 type versionCache struct {
 	source VersionSource
 	reg    rewrite.Registry
@@ -72,32 +74,23 @@ type versionCache struct {
 	cur    atomic.Pointer[versionTable]
 }
 
+// get returns the current table, asking the source (which answers from its
+// cache) and rebuilding when its answer changed. A failing source keeps the
+// last table.
 func (c *versionCache) get(ctx context.Context) (*versionTable, error) {
-	if t := c.cur.Load(); t != nil {
-		return t, nil
-	}
+	cur := c.cur.Load()
 	up, err := c.source.UpstreamVersions(ctx)
-	if err != nil {
+	switch {
+	case err != nil && cur != nil:
+		return cur, nil
+	case err != nil:
 		return nil, err
+	case cur != nil && cur.src == up:
+		return cur, nil
 	}
-	return c.update(up), nil
-}
-
-// refresh replaces the table from an ApiVersions response relayed after
-// authentication, unless the cached one came from a newer request version
-// (which carries more of the upstream's fields, such as features).
-func (c *versionCache) refresh(up *kmsg.ApiVersionsResponse) *versionTable {
-	if cur := c.cur.Load(); cur != nil && cur.resp.Version > up.Version {
-		t := buildVersionTable(up, c.reg, c.own)
-		return t
-	}
-	return c.update(up)
-}
-
-func (c *versionCache) update(up *kmsg.ApiVersionsResponse) *versionTable {
 	t := buildVersionTable(up, c.reg, c.own)
 	c.cur.Store(t)
-	return t
+	return t, nil
 }
 
 // ownRanges are the APIs the proxy itself implements on every connection.

@@ -35,10 +35,8 @@ var errSyntax = errors.New("syntax")
 // above 0x7F, or NUL, fails.
 func ParseClientFirst(msg string) (ClientFirst, error) {
 	var cf ClientFirst
-	for i := 0; i < len(msg); i++ {
-		if msg[i] == 0 || msg[i] > 0x7f {
-			return cf, errSyntax
-		}
+	if !ascii(msg) {
+		return cf, errSyntax
 	}
 	rest, ok := strings.CutPrefix(msg, "n,")
 	if !ok {
@@ -137,6 +135,17 @@ func decodeSaslname(s string) (string, bool) {
 	return b.String(), true
 }
 
+// ascii reports whether s stays within 0x01..0x7F, the only characters
+// Kafka's SCRAM message patterns admit.
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 || s[i] > 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // printable is the nonce alphabet: 1* of 0x21..0x7E except ",".
 func printable(s string) bool {
 	if s == "" {
@@ -165,10 +174,8 @@ type ClientFinal struct {
 // decoded but, as in Kafka, never compared with anything.
 func ParseClientFinal(msg string) (ClientFinal, error) {
 	var f ClientFinal
-	for i := 0; i < len(msg); i++ {
-		if msg[i] == 0 || msg[i] > 0x7f {
-			return f, errSyntax
-		}
+	if !ascii(msg) {
+		return f, errSyntax
 	}
 	i := strings.LastIndex(msg, ",p=")
 	if i < 0 {

@@ -80,15 +80,23 @@ func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMa
 	return resp.AppendTo(dst), nil
 }
 
+// advertise replaces one endpoint in place with what the client must see.
+func advertise(m AddrMap, node int32, host *string, port *int32) error {
+	h, p, err := m.Advertise(node, *host, *port)
+	if err != nil {
+		return err
+	}
+	*host, *port = h, p
+	return nil
+}
+
 func metadata(r kmsg.Response, m AddrMap) error {
 	resp := r.(*kmsg.MetadataResponse)
 	for i := range resp.Brokers {
 		b := &resp.Brokers[i]
-		host, port, err := m.Advertise(b.NodeID, b.Host, b.Port)
-		if err != nil {
+		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
 			return err
 		}
-		b.Host, b.Port = host, port
 	}
 	return nil
 }
@@ -98,22 +106,18 @@ func findCoordinator(r kmsg.Response, m AddrMap) error {
 	// v0-v3 carry one coordinator at the top level; on error Kafka sends
 	// node -1 with an empty host, which must stay as it is.
 	if resp.Version < 4 && resp.NodeID >= 0 {
-		host, port, err := m.Advertise(resp.NodeID, resp.Host, resp.Port)
-		if err != nil {
+		if err := advertise(m, resp.NodeID, &resp.Host, &resp.Port); err != nil {
 			return err
 		}
-		resp.Host, resp.Port = host, port
 	}
 	for i := range resp.Coordinators {
 		c := &resp.Coordinators[i]
 		if c.NodeID < 0 {
 			continue
 		}
-		host, port, err := m.Advertise(c.NodeID, c.Host, c.Port)
-		if err != nil {
+		if err := advertise(m, c.NodeID, &c.Host, &c.Port); err != nil {
 			return err
 		}
-		c.Host, c.Port = host, port
 	}
 	return nil
 }
@@ -122,11 +126,9 @@ func describeCluster(r kmsg.Response, m AddrMap) error {
 	resp := r.(*kmsg.DescribeClusterResponse)
 	for i := range resp.Brokers {
 		b := &resp.Brokers[i]
-		host, port, err := m.Advertise(b.NodeID, b.Host, b.Port)
-		if err != nil {
+		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
 			return err
 		}
-		b.Host, b.Port = host, port
 	}
 	return nil
 }

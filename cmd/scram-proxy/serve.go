@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,8 +17,10 @@ import (
 
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
+	"github.com/scram-proxy/scram-proxy/internal/dtoken"
 	"github.com/scram-proxy/scram-proxy/internal/proxy"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
+	"github.com/scram-proxy/scram-proxy/internal/state"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
 )
@@ -87,8 +91,31 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		return err
 	}
 	probe := upstream.NewVersionProbe(dialer, 0, nil)
+	tokens, closeTokens, err := buildTokens(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeTokens()
+	authOpts := sasl.Options{Users: users, RejectExpiredTokens: true}
+	var local []proxy.LocalAPI
+	if tokens != nil {
+		authOpts.Tokens = tokens
+		api := dtoken.API{M: tokens}
+		for _, r := range api.Ranges() {
+			local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: api})
+		}
+		go tokens.Run(ctx, func(n int, err error) {
+			if err != nil {
+				log.Error("delegation token sweep failed", zap.Error(err))
+			} else if n > 0 {
+				log.Info("expired delegation tokens removed", zap.Int("count", n))
+			}
+		})
+	}
 	opts := proxy.Options{
-		Auth:            sasl.NewAuthenticator(sasl.Options{Users: users}),
+		Auth:            sasl.NewAuthenticator(authOpts),
+		Local:           local,
+		MaxReauth:       cfg.SASL.MaxReauth,
 		Mechanisms:      mechs,
 		Upstream:        dialer,
 		Versions:        probe,
@@ -155,6 +182,48 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// buildTokens opens the state store and the delegation-token manager when a
+// key is configured; it returns nil when tokens are disabled. Token APIs are
+// still answered then (error 61), as by a Kafka broker without a key.
+func buildTokens(cfg config.Config, log *zap.Logger) (*dtoken.Manager, func(), error) {
+	if !cfg.Tokens.Enabled() {
+		m, err := dtoken.New(dtoken.Options{SuperUsers: cfg.Authz.SuperUsers})
+		return m, func() {}, err
+	}
+	key := cfg.Tokens.SecretKey
+	if key == "" {
+		key = cfg.Tokens.MasterKey
+	}
+	if cfg.Tokens.MasterKeyFile != "" {
+		b, err := os.ReadFile(cfg.Tokens.MasterKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("delegation_tokens.master_key_file: %w", err)
+		}
+		key = strings.TrimRight(string(b), "\r\n")
+		if key == "" {
+			return nil, nil, errors.New("delegation_tokens.master_key_file: the file is empty")
+		}
+	}
+	db, err := state.Open(cfg.State.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := dtoken.New(dtoken.Options{
+		SecretKey:     key,
+		MaxLifetime:   cfg.Tokens.MaxLifetime,
+		ExpiryTime:    cfg.Tokens.ExpiryTime,
+		CheckInterval: cfg.Tokens.ExpiryCheckInterval,
+		Store:         db,
+		SuperUsers:    cfg.Authz.SuperUsers,
+	})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	log.Info("delegation tokens enabled", zap.String("state_dir", cfg.State.Dir), zap.Int("tokens", m.Len()))
+	return m, func() { _ = db.Close() }, nil
 }
 
 // loadUsers reads the credentials file into a store, logging its warnings

@@ -12,7 +12,36 @@ type Config struct {
 	SASL        SASL        `mapstructure:"sasl"`
 	Credentials Credentials `mapstructure:"credentials"`
 	Upstream    Upstream    `mapstructure:"upstream"`
+	Tokens      Tokens      `mapstructure:"delegation_tokens"`
+	Authz       Authz       `mapstructure:"authorization"`
+	State       State       `mapstructure:"state"`
 	Log         Log         `mapstructure:"log"`
+}
+
+// Tokens configures delegation tokens (Kafka's delegation.token.*). Set one
+// of the three key sources; none disables tokens.
+type Tokens struct {
+	MasterKey           string        `mapstructure:"master_key"`      // delegation.token.master.key
+	SecretKey           string        `mapstructure:"secret_key"`      // delegation.token.secret.key
+	MasterKeyFile       string        `mapstructure:"master_key_file"` // the key, read from a file
+	MaxLifetime         time.Duration `mapstructure:"max_lifetime"`
+	ExpiryTime          time.Duration `mapstructure:"expiry_time"`
+	ExpiryCheckInterval time.Duration `mapstructure:"expiry_check_interval"`
+}
+
+// Enabled reports whether any key source is set.
+func (t Tokens) Enabled() bool { return t.MasterKey != "" || t.SecretKey != "" || t.MasterKeyFile != "" }
+
+// Authz names privileged principals.
+type Authz struct {
+	// SuperUsers ("User:admin") may create tokens for others and describe
+	// every token.
+	SuperUsers []string `mapstructure:"super_users"`
+}
+
+// State is where the proxy keeps what must survive a restart.
+type State struct {
+	Dir string `mapstructure:"dir"`
 }
 
 // Listener is the client-facing side.
@@ -39,6 +68,9 @@ type SASL struct {
 	FailedAuthDelay time.Duration `mapstructure:"failed_auth_delay"`
 	MaxReceiveSize  int           `mapstructure:"max_receive_size"`
 	AuthTimeout     time.Duration `mapstructure:"auth_timeout"`
+	// MaxReauth is connections.max.reauth.ms: 0 leaves password sessions
+	// without a deadline; token sessions always end with their token.
+	MaxReauth time.Duration `mapstructure:"max_reauth"`
 }
 
 // Credentials names where users come from.
@@ -76,6 +108,11 @@ func Defaults() Config {
 			AuthTimeout:     10 * time.Second,
 		},
 		Upstream: Upstream{DialTimeout: 10 * time.Second},
+		Tokens: Tokens{
+			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms
+			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms
+			ExpiryCheckInterval: time.Hour,          // delegation.token.expiry.check.interval.ms
+		},
 		Log:      Log{Level: "info", Format: "json"},
 	}
 }

@@ -31,6 +31,7 @@ func TestFullExampleLoads(t *testing.T) {
 	want.Listener.TLS.KeyFile = "/etc/scram-proxy/tls/server-key.pem"
 	want.Credentials.File = "/etc/scram-proxy/users.yaml"
 	want.Upstream.BootstrapServers = []string{"127.0.0.1:9092"}
+	want.Authz.SuperUsers = []string{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
 	}

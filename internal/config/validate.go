@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -94,9 +95,31 @@ func (c Config) Validate() error {
 		{"sasl.failed_auth_delay", c.SASL.FailedAuthDelay, 0, min(c.Listener.IdleTimeout, maxMillis)},
 		{"sasl.auth_timeout", c.SASL.AuthTimeout, time.Millisecond, 5 * time.Minute},
 		{"upstream.dial_timeout", c.Upstream.DialTimeout, time.Millisecond, 5 * time.Minute},
+		{"sasl.max_reauth", c.SASL.MaxReauth, 0, 365 * 24 * time.Hour},
+		{"delegation_tokens.max_lifetime", c.Tokens.MaxLifetime, time.Millisecond, 10 * 365 * 24 * time.Hour},
+		{"delegation_tokens.expiry_time", c.Tokens.ExpiryTime, time.Millisecond, 10 * 365 * 24 * time.Hour},
+		{"delegation_tokens.expiry_check_interval", c.Tokens.ExpiryCheckInterval, time.Millisecond, 365 * 24 * time.Hour},
 	} {
 		if b.val < b.min || b.val > b.max {
 			bad(b.key, "%v is outside %v..%v", b.val, b.min, b.max)
+		}
+	}
+
+	keys := 0
+	for _, k := range []string{c.Tokens.MasterKey, c.Tokens.SecretKey, c.Tokens.MasterKeyFile} {
+		if k != "" {
+			keys++
+		}
+	}
+	if keys > 1 {
+		bad("delegation_tokens", "set only one of master_key, secret_key and master_key_file")
+	}
+	if c.Tokens.Enabled() && c.State.Dir == "" {
+		bad("state.dir", "required when delegation tokens are enabled (tokens persist there)")
+	}
+	for _, p := range c.Authz.SuperUsers {
+		if t, n, ok := strings.Cut(p, ":"); !ok || t == "" || n == "" {
+			bad("authorization.super_users", "%q is not Type:Name (e.g. User:admin)", p)
 		}
 	}
 

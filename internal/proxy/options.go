@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
@@ -17,6 +18,22 @@ import (
 // must be safe for concurrent use and must honour ctx.
 type UpstreamDialer interface {
 	Dial(ctx context.Context, principal string) (net.Conn, error)
+}
+
+// LocalHandler answers an API the proxy implements itself on authenticated
+// connections (delegation tokens, SCRAM admin) instead of forwarding it.
+// principal is "User:<name>"; tokenAuth tells whether the session logged in
+// with a delegation token. Kafka error codes travel in the response; an error
+// is an internal failure and closes the connection. Safe for concurrent use.
+type LocalHandler interface {
+	Handle(ctx context.Context, principal string, tokenAuth bool, req kmsg.Request) (kmsg.Response, error)
+}
+
+// LocalAPI registers a LocalHandler for one API key and version range,
+// which the proxy then advertises in ApiVersions.
+type LocalAPI struct {
+	Key, Min, Max int16
+	Handler       LocalHandler
 }
 
 // Options configures a Server. Zero values take the documented defaults in
@@ -51,6 +68,8 @@ type Options struct {
 	// MaxInFlight bounds pipelined requests per connection awaiting
 	// responses; the client is back-pressured beyond it. Default 256.
 	MaxInFlight int
+	// Local lists the APIs the proxy answers itself.
+	Local []LocalAPI
 	// ListenerName labels logs and metrics.
 	ListenerName string
 }

@@ -32,8 +32,12 @@ type pending struct {
 	key, version int16
 	local        []byte      // a complete frame built by the proxy; nil: the upstream answers
 	rewrite      bool        // decode and rewrite the upstream's answer
-	closeAfter   closeReason // close the connection once local is written
+	closeAfter   closeReason // close the connection once local (if any) is written
+	delay        bool        // wait the failed-auth delay before writing local
 }
+
+// fromUpstream reports whether the upstream owes this response.
+func (p pending) fromUpstream() bool { return p.local == nil && p.closeAfter == "" }
 
 // relay moves frames both ways until either side ends. The reader (this
 // goroutine) forwards requests and queues what each expects back; the writer
@@ -61,7 +65,7 @@ func (s *session) relay(ctx, drain context.Context, up net.Conn) closeReason {
 	// (the upstream is not half-closed: Kafka closes on EOF and would drop
 	// those responses). Any other end aborts the writer, which may be
 	// waiting on the upstream.
-	if reason != reasonClientClosed && reason != reasonShutdown {
+	if reason != reasonClientClosed && reason != reasonShutdown && reason != reasonAuthFailed {
 		_ = up.SetDeadline(past)
 	}
 	if wreason := <-writerDone; wreason != "" {
@@ -113,18 +117,23 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 	s.requests.Add(1)
 
 	// KIP-368: an expired session is closed on its next request, unless that
-	// request starts a re-authentication (SocketServer.processCompletedReceives).
-	if !s.deadline.IsZero() && o.Now().After(s.deadline) && key != protocol.KeySASLHandshake {
+	// request starts or continues a re-authentication
+	// (SocketServer.processCompletedReceives).
+	if !s.deadline.IsZero() && o.Now().After(s.deadline) && key != protocol.KeySASLHandshake && s.state != stateReauthenticating {
 		s.log.Info("session expired; closing on next request")
 		return reasonSessionExpired
 	}
 
-	if key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate {
+	_, isLocal := s.srv.local[key]
+	if isLocal || key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate || s.state == stateReauthenticating {
 		frame, reason := s.readWhole(drain, buf[4:4+head], n)
 		if reason != "" {
 			return reason
 		}
-		return s.answerLocal(frame, queue)
+		if s.state == stateReauthenticating || key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate {
+			return s.answerSASL(frame, queue)
+		}
+		return s.answerAPI(frame, queue)
 	}
 	// The table was loaded when the relay started and is refreshed by every
 	// new connection; the hot path only loads the pointer.
@@ -193,38 +202,6 @@ func (s *session) readWhole(drain context.Context, head []byte, n int) ([]byte, 
 	return frame, ""
 }
 
-// answerLocal queues the proxy's own answer to SaslHandshake or
-// SaslAuthenticate on an authenticated connection. Without a session
-// deadline Kafka's KafkaApis answers both with ILLEGAL_SASL_STATE and keeps
-// the connection open (spec §2.9).
-func (s *session) answerLocal(frame []byte, queue chan<- pending) closeReason {
-	h, err := protocol.ParseRequestHeader(frame)
-	if err != nil || h.Version > protocol.MaxVersion(h.Key) {
-		return reasonProtocol
-	}
-	var resp kmsg.Response
-	switch h.Key {
-	case protocol.KeySASLHandshake:
-		if h.Version > maxHandshakeVersion {
-			return reasonProtocol
-		}
-		r := kmsg.NewPtrSASLHandshakeResponse()
-		r.ErrorCode = kerr.IllegalSaslState.Code
-		resp = r
-	default:
-		if h.Version > maxAuthenticateVersion {
-			return reasonProtocol
-		}
-		r := kmsg.NewPtrSASLAuthenticateResponse()
-		r.ErrorCode = kerr.IllegalSaslState.Code
-		r.ErrorMessage = kmsg.StringPtr("SaslAuthenticate request received after successful authentication")
-		r.SASLAuthBytes = []byte{}
-		resp = r
-	}
-	queue <- pending{corr: h.CorrelationID, key: h.Key, version: h.Version, local: protocol.AppendResponse(nil, h, resp)}
-	return ""
-}
-
 // writeLoop answers the queue in order: local frames as they are, upstream
 // responses streamed (or decoded and rewritten when they carry endpoints).
 // It returns "" once the queue is closed and drained.
@@ -232,9 +209,14 @@ func (s *session) writeLoop(up net.Conn, queue <-chan pending) closeReason {
 	o := &s.srv.opts
 	var size [4]byte
 	for p := range queue {
-		if p.local != nil {
-			if err := s.write(p.local); err != nil {
-				return s.writerFailed(s.clientWriteReason(err))
+		if !p.fromUpstream() {
+			if p.delay {
+				sleep(s.ctx, o.FailedAuthDelay)
+			}
+			if p.local != nil {
+				if err := s.write(p.local); err != nil {
+					return s.writerFailed(s.clientWriteReason(err))
+				}
 			}
 			if p.closeAfter != "" {
 				return s.writerFailed(p.closeAfter)

@@ -3,12 +3,16 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
 )
 
 // Server accepts client connections on one or more listeners and runs a
@@ -17,6 +21,7 @@ import (
 type Server struct {
 	opts           Options
 	versions       *versionCache
+	local          map[int16]LocalAPI
 	mechanismNames []string
 	chunks         sync.Pool // *[]byte of chunkSize+4
 
@@ -55,11 +60,21 @@ func New(opts Options) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	var extra []rewrite.Range
+	local := map[int16]LocalAPI{}
+	for _, l := range o.Local {
+		if l.Handler == nil || l.Min < 0 || l.Max < l.Min || l.Max > protocol.MaxVersion(l.Key) {
+			return nil, fmt.Errorf("proxy: local API %d v%d-%d is not servable", l.Key, l.Min, l.Max)
+		}
+		local[l.Key] = l
+		extra = append(extra, rewrite.Range{Key: l.Key, Min: l.Min, Max: l.Max})
+	}
 	s := &Server{
 		opts:      o,
+		local:     local,
 		sem:       make(chan struct{}, o.MaxConnections),
 		listeners: map[net.Listener]struct{}{},
-		versions:  &versionCache{source: o.Versions, reg: o.Registry, own: ownRanges(nil)},
+		versions:  &versionCache{source: o.Versions, reg: o.Registry, own: ownRanges(extra)},
 	}
 	for _, m := range o.Mechanisms {
 		s.mechanismNames = append(s.mechanismNames, string(m))
@@ -142,6 +157,7 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger) {
 		conn:  conn,
 		start: s.opts.Now(),
 		log:   log.With(zap.Uint64(logConnID, id), zap.String(logRemote, conn.RemoteAddr().String())),
+		ctx:   s.connCtx,
 	}
 	sess.run(s.connCtx, s.drainCtx)
 }

@@ -39,6 +39,7 @@ type session struct {
 	conn  net.Conn // raw, or the TLS connection over it
 	log   *zap.Logger
 	start time.Time
+	ctx   context.Context // ends when the server stops hard
 
 	state     state
 	mech      sasl.Mechanism
@@ -47,6 +48,10 @@ type session struct {
 	principal string        // "User:<name>" once authenticated
 	deadline  time.Time     // KIP-368 session deadline; zero: none
 	lifetime  time.Duration // session_lifetime_ms sent to the client
+	// reauthStart is when the last re-authentication began (at most one a
+	// second); reauthMismatch marks a re-auth asking for another mechanism.
+	reauthStart    time.Time
+	reauthMismatch string
 
 	fromClient atomic.Int64
 	toClient   atomic.Int64

@@ -1,0 +1,426 @@
+package dtoken
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+)
+
+// Options configures a Manager. Defaults are Kafka's.
+type Options struct {
+	// SecretKey is delegation.token.secret.key (formerly master.key); empty
+	// disables tokens (error 61).
+	SecretKey     string
+	MaxLifetime   time.Duration // delegation.token.max.lifetime.ms, default 7 d
+	ExpiryTime    time.Duration // delegation.token.expiry.time.ms, default 24 h
+	CheckInterval time.Duration // delegation.token.expiry.check.interval.ms, default 1 h
+	Store         TokenStore    // default: in memory
+	// SuperUsers ("User:admin") may create tokens for other owners and
+	// describe every token.
+	SuperUsers []string
+	Now        func() time.Time
+	Rand       io.Reader
+
+	_ struct{}
+}
+
+// entry is a cached token: its metadata plus what is derived from the key.
+type entry struct {
+	info  Info
+	hmac  []byte
+	creds map[sasl.Mechanism]sasl.Credential
+}
+
+// Manager owns the token cache. It is safe for concurrent use.
+type Manager struct {
+	o     Options
+	super map[Principal]bool
+
+	mu     sync.RWMutex
+	byID   map[string]*entry
+	byHMAC map[string]string // base64(hmac) → id
+}
+
+// Kafka error codes the token APIs answer with (kerr 61-67); 0 is success.
+const (
+	codeDisabled      = 61 // DELEGATION_TOKEN_AUTH_DISABLED
+	codeNotFound      = 62 // DELEGATION_TOKEN_NOT_FOUND
+	codeOwnerMismatch = 63 // DELEGATION_TOKEN_OWNER_MISMATCH
+	codeNotAllowed    = 64 // DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
+	codeAuthzFailed   = 65 // DELEGATION_TOKEN_AUTHORIZATION_FAILED
+	codeExpired       = 66 // DELEGATION_TOKEN_EXPIRED
+	codeBadPrincipal  = 67 // INVALID_PRINCIPAL_TYPE
+)
+
+// New loads the persisted tokens, recomputing their HMACs and credentials.
+func New(o Options) (*Manager, error) {
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = 7 * 24 * time.Hour
+	}
+	if o.ExpiryTime <= 0 {
+		o.ExpiryTime = 24 * time.Hour
+	}
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = time.Hour
+	}
+	if o.Store == nil {
+		o.Store = NewMemStore()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{}}
+	for _, s := range o.SuperUsers {
+		p, err := ParsePrincipal(s)
+		if err != nil {
+			return nil, err
+		}
+		m.super[p] = true
+	}
+	if !m.Enabled() {
+		return m, nil
+	}
+	infos, err := o.Store.LoadTokens()
+	if err != nil {
+		return nil, fmt.Errorf("load delegation tokens: %w", err)
+	}
+	for _, i := range infos {
+		e, err := m.newEntry(i)
+		if err != nil {
+			return nil, err
+		}
+		m.add(e)
+	}
+	return m, nil
+}
+
+// Enabled reports whether a secret key is configured.
+func (m *Manager) Enabled() bool { return m.o.SecretKey != "" }
+
+// Len is the number of cached tokens.
+func (m *Manager) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.byID)
+}
+
+// newEntry derives the HMAC and one SCRAM credential per mechanism with a
+// fresh salt and 4096 iterations, password base64(HMAC)
+// (DelegationTokenManager.prepareScramCredentials).
+func (m *Manager) newEntry(i Info) (*entry, error) {
+	e := &entry{info: i, hmac: HMAC(m.o.SecretKey, i.ID), creds: map[sasl.Mechanism]sasl.Credential{}}
+	password := base64.StdEncoding.EncodeToString(e.hmac)
+	for _, mech := range sasl.Mechanisms() {
+		salt, err := kafkaSalt(m.o.Rand)
+		if err != nil {
+			return nil, err
+		}
+		c, err := sasl.DeriveCredential(mech, password, salt, sasl.MinIterations)
+		if err != nil {
+			return nil, err
+		}
+		e.creds[mech] = c
+	}
+	return e, nil
+}
+
+// kafkaSalt is ScramFormatter.secureRandomBytes: the UTF-8 bytes of a random
+// 130-bit number written in base 36.
+func kafkaSalt(r io.Reader) ([]byte, error) {
+	var b [17]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return nil, err
+	}
+	b[0] &= 0x03
+	return []byte(new(big.Int).SetBytes(b[:]).Text(36)), nil
+}
+
+func (m *Manager) add(e *entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.byID[e.info.ID] = e
+	m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = e.info.ID
+}
+
+func (m *Manager) remove(id string) {
+	e, ok := m.byID[id]
+	if !ok {
+		return
+	}
+	delete(m.byID, id)
+	delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+}
+
+// LookupToken implements sasl.TokenLookup for tokenauth logins.
+func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string) (sasl.TokenCredential, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e, ok := m.byID[id]
+	if !ok {
+		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
+	}
+	c, ok := e.creds[mech]
+	if !ok {
+		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
+	}
+	return sasl.TokenCredential{Credential: c, OwnerName: e.info.Owner.Name, Expiry: e.info.Expiry, MaxExpiry: e.info.Max}, nil
+}
+
+// Caller is who sends a token request.
+type Caller struct {
+	Principal          Principal
+	TokenAuthenticated bool
+}
+
+// allowed is Kafka's allowTokenRequests for SASL listeners: a connection
+// authenticated by a token may not manage tokens.
+func (c Caller) allowed() bool { return !c.TokenAuthenticated }
+
+// Created is the outcome of Create.
+type Created struct {
+	Code      int16
+	Owner     Principal
+	Requester Principal
+	Token     Info
+	HMAC      []byte
+}
+
+// Create issues a token (CreateDelegationToken, KRaft order: 64, 65, 67, 61).
+// ownerName "" means the caller owns it.
+func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Principal, maxLifetime time.Duration) (Created, error) {
+	owner := c.Principal
+	if ownerName != "" {
+		if ownerType == "" {
+			ownerType = "User"
+		}
+		owner = Principal{Type: ownerType, Name: ownerName}
+	}
+	out := Created{Owner: owner, Requester: c.Principal}
+	switch {
+	case !c.allowed():
+		out.Code = codeNotAllowed
+	case owner != c.Principal && !m.super[c.Principal]:
+		out.Code = codeAuthzFailed
+	case !allUsers(renewers):
+		out.Code = codeBadPrincipal
+	case !m.Enabled():
+		out.Code = codeDisabled
+	}
+	if out.Code != 0 {
+		return out, nil
+	}
+	now := m.o.Now()
+	life := m.o.MaxLifetime
+	if maxLifetime > 0 {
+		life = min(maxLifetime, m.o.MaxLifetime)
+	}
+	id, err := NewTokenID(m.o.Rand)
+	if err != nil {
+		return out, err
+	}
+	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
+		Issue: now, Max: now.Add(life)}
+	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
+	e, err := m.newEntry(info)
+	if err != nil {
+		return out, err
+	}
+	if err := m.o.Store.PutToken(info); err != nil {
+		return out, fmt.Errorf("persist delegation token: %w", err)
+	}
+	m.add(e)
+	out.Token, out.HMAC = info, e.hmac
+	return out, nil
+}
+
+func allUsers(ps []Principal) bool {
+	for _, p := range ps {
+		if p.Type != "User" {
+			return false
+		}
+	}
+	return true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Renew extends a token's expiry (RenewDelegationToken, KRaft order: 64, 61,
+// 62, 66, 63). The period is capped at the expiry time; <= 0 means that cap.
+func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
+	if !c.allowed() {
+		return codeNotAllowed, time.Time{}, nil
+	}
+	if !m.Enabled() {
+		return codeDisabled, time.Time{}, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.byHMACLocked(hmac)
+	now := m.o.Now()
+	switch {
+	case e == nil:
+		return codeNotFound, time.Time{}, nil
+	case e.info.expired(now):
+		return codeExpired, time.Time{}, nil
+	case !e.info.ownerOrRenewer(c.Principal):
+		return codeOwnerMismatch, time.Time{}, nil
+	}
+	if period <= 0 {
+		period = m.o.ExpiryTime
+	}
+	info := e.info
+	info.Expiry = minTime(info.Max, now.Add(min(period, m.o.ExpiryTime)))
+	if err := m.o.Store.PutToken(info); err != nil {
+		return 0, time.Time{}, fmt.Errorf("persist delegation token: %w", err)
+	}
+	e.info = info
+	return 0, info.Expiry, nil
+}
+
+// Expire shortens or ends a token (ExpireDelegationToken, order: 64, 61, 62,
+// 63, then 66). A negative period removes it at once, the admin tools'
+// default.
+func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
+	if !c.allowed() {
+		return codeNotAllowed, time.Time{}, nil
+	}
+	if !m.Enabled() {
+		return codeDisabled, time.Time{}, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.byHMACLocked(hmac)
+	now := m.o.Now()
+	switch {
+	case e == nil:
+		return codeNotFound, time.Time{}, nil
+	case !e.info.ownerOrRenewer(c.Principal):
+		return codeOwnerMismatch, time.Time{}, nil
+	case period < 0:
+		if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
+			return 0, time.Time{}, fmt.Errorf("delete delegation token: %w", err)
+		}
+		m.remove(e.info.ID)
+		return 0, now, nil
+	case e.info.expired(now):
+		return codeExpired, time.Time{}, nil
+	}
+	info := e.info
+	info.Expiry = minTime(info.Max, now.Add(period))
+	if err := m.o.Store.PutToken(info); err != nil {
+		return 0, time.Time{}, fmt.Errorf("persist delegation token: %w", err)
+	}
+	e.info = info
+	return 0, info.Expiry, nil
+}
+
+func (m *Manager) byHMACLocked(hmac []byte) *entry {
+	id, ok := m.byHMAC[base64.StdEncoding.EncodeToString(hmac)]
+	if !ok {
+		return nil
+	}
+	return m.byID[id]
+}
+
+// Described is one token in a Describe answer, with its HMAC.
+type Described struct {
+	Info Info
+	HMAC []byte
+}
+
+// Describe lists the tokens the caller may see (DescribeDelegationToken:
+// 64, 61, then filtering). owners nil means every token; an empty non-nil
+// slice means none. A caller sees tokens it owns, requested or may renew;
+// super users see all. The answer contains HMACs: the tokens' passwords.
+func (m *Manager) Describe(c Caller, owners []Principal) (int16, []Described) {
+	if !c.allowed() {
+		return codeNotAllowed, nil
+	}
+	if !m.Enabled() {
+		return codeDisabled, nil
+	}
+	if owners != nil && len(owners) == 0 {
+		return 0, []Described{}
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []Described{}
+	for _, e := range m.byID {
+		i := e.info
+		if owners != nil && !matchesAny(i, owners) {
+			continue
+		}
+		if i.ownerOrRenewer(c.Principal) || i.Requester == c.Principal || m.super[c.Principal] {
+			out = append(out, Described{Info: i, HMAC: e.hmac})
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Info.Issue.Before(out[b].Info.Issue) })
+	return 0, out
+}
+
+func matchesAny(i Info, owners []Principal) bool {
+	for _, o := range owners {
+		if i.ownerOrRenewer(o) || i.Requester == o {
+			return true
+		}
+	}
+	return false
+}
+
+// Sweep removes tokens past their expiry or max timestamp and returns how
+// many it removed. Live connections authenticated by them are not closed:
+// their session deadlines were fixed at login.
+func (m *Manager) Sweep() (int, error) {
+	now := m.o.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	n := 0
+	for id, e := range m.byID {
+		if !e.info.expired(now) {
+			continue
+		}
+		if err := m.o.Store.DeleteToken(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.remove(id)
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// Run sweeps every CheckInterval until ctx ends. onSweep, if set, hears of
+// each sweep's result.
+func (m *Manager) Run(ctx context.Context, onSweep func(removed int, err error)) {
+	t := time.NewTicker(m.o.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := m.Sweep()
+			if onSweep != nil {
+				onSweep(n, err)
+			}
+		}
+	}
+}

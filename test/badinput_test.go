@@ -147,3 +147,32 @@ func TestBadInputOverTLS(t *testing.T) {
 		rec.check(t, e)
 	})
 }
+
+// login runs SaslHandshake v1 and SaslAuthenticate v1 and returns the
+// session lifetime the proxy announced.
+func (w *tlsWire) login(t *testing.T, user, password string) int64 {
+	t.Helper()
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "SCRAM-SHA-512"
+	w.send(hs)
+	w.recv(kmsg.NewPtrSASLHandshakeResponse(), 1)
+	cl, _ := scram.SHA512.NewClientUnprepped(user, password, "")
+	conv := cl.NewConversation()
+	first, _ := conv.Step("")
+	auth := kmsg.NewPtrSASLAuthenticateRequest()
+	auth.SetVersion(1)
+	auth.SASLAuthBytes = []byte(first)
+	w.send(auth)
+	r := kmsg.NewPtrSASLAuthenticateResponse()
+	w.recv(r, 1)
+	final, _ := conv.Step(string(r.SASLAuthBytes))
+	auth.SASLAuthBytes = []byte(final)
+	w.send(auth)
+	r = kmsg.NewPtrSASLAuthenticateResponse()
+	w.recv(r, 1)
+	if r.ErrorCode != 0 {
+		t.Fatalf("login: %d", r.ErrorCode)
+	}
+	return r.SessionLifetimeMillis
+}

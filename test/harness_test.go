@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 // Users every integration proxy knows.
-var testUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret"}
+var testUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret", "admin": "admin-secret"}
 
 // upstreamWatch wraps kfake's listener and flags any connection whose first
 // byte starts a TLS record: only a client that learned kfake's real address
@@ -98,6 +98,8 @@ type proxyEnv struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	configDir string
+	cfgFile   string
+	port      int
 }
 
 type syncBuffer struct {
@@ -174,6 +176,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	usersFile := filepath.Join(dir, "users.yaml")
 	writeUsersFile(t, usersFile)
 	port := freePort(t)
+	saslExtra, rest := splitSASL(o.extraYAML)
 	cfg := fmt.Sprintf(`listener:
   address: 127.0.0.1:%d
   advertised_address: localhost:%d
@@ -184,6 +187,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 sasl:
   mechanisms: [%s]
   failed_auth_delay: 100ms
+%s
 credentials:
   file: %s
 upstream:
@@ -191,7 +195,7 @@ upstream:
 log:
   level: debug
   format: json
-%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), usersFile, cluster.ListenAddrs()[0], o.extraYAML)
+%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, cluster.ListenAddrs()[0], rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -199,25 +203,35 @@ log:
 	e := &proxyEnv{
 		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,
 		Upstream: cluster.ListenAddrs()[0], Cluster: cluster, Watch: watch,
-		logs: &syncBuffer{}, exited: make(chan struct{}), configDir: dir,
+		logs: &syncBuffer{}, configDir: dir, cfgFile: cfgFile, port: port,
 	}
-	e.cmd = exec.Command(proxyBinary, "--config", cfgFile)
+	e.start(t)
+	t.Cleanup(func() { e.stop(t) })
+	return e
+}
+
+// start runs the proxy process and waits until it accepts connections.
+func (e *proxyEnv) start(t *testing.T) {
+	t.Helper()
+	e.exited = make(chan struct{})
+	e.cmd = exec.Command(proxyBinary, "--config", e.cfgFile)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
 	e.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = e.cmd.Wait(); close(e.exited) }()
-	t.Cleanup(func() { e.stop(t) })
+	exited := e.exited
+	cmd := e.cmd
+	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		select {
-		case <-e.exited:
+		case <-exited:
 			t.Fatalf("proxy exited at start:\n%s", e.logs.String())
 		default:
 		}
@@ -226,7 +240,19 @@ log:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
+}
+
+// restart stops the proxy with SIGINT and starts it again on the same
+// configuration, state directory and upstream.
+func (e *proxyEnv) restart(t *testing.T) {
+	t.Helper()
+	_ = e.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-e.exited:
+	case <-time.After(40 * time.Second):
+		t.Fatal("proxy did not stop on SIGINT")
+	}
+	e.start(t)
 }
 
 // stop sends SIGTERM and waits; a race report or a crash fails the test.
@@ -253,6 +279,25 @@ func (e *proxyEnv) stop(t *testing.T) {
 	if n := e.Watch.tlsSeen.Load(); n > 0 {
 		t.Errorf("%d client connection(s) reached the upstream directly: an upstream address leaked", n)
 	}
+}
+
+// splitSASL moves the keys of a "sasl:" section in extra into the harness's
+// own sasl section (YAML forbids the key twice).
+func splitSASL(extra string) (saslKeys, rest string) {
+	var in bool
+	var a, b []string
+	for _, line := range strings.Split(extra, "\n") {
+		switch {
+		case line == "sasl:":
+			in = true
+		case in && strings.HasPrefix(line, "  "):
+			a = append(a, line)
+		default:
+			in = false
+			b = append(b, line)
+		}
+	}
+	return strings.Join(a, "\n"), strings.Join(b, "\n")
 }
 
 func tail(s string, n int) string {

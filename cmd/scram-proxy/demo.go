@@ -43,6 +43,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfg.SASL.Mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
 	cfg.Credentials.File = env.UsersFile
 	cfg.Upstream.BootstrapServers = []string{env.Upstream}
+	cfg.Tokens.SecretKey = env.TokenKey
+	cfg.State.Dir = filepath.Join(*dir, "state")
+	cfg.Authz.SuperUsers = []string{"User:" + env.User}
 	cfg.Log = config.Log{Level: *level, Format: "console"}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}

@@ -29,6 +29,7 @@ type Env struct {
 	Password   string
 	Topic      string
 	ListenAddr string // where the proxy will listen
+	TokenKey   string // delegation-token secret for this demo run
 
 	cluster *kfake.Cluster
 }
@@ -73,6 +74,10 @@ func Start(o Options) (*Env, error) {
 		return nil, err
 	}
 	password := base64.RawURLEncoding.EncodeToString(pw)
+	if _, err := rand.Read(pw); err != nil {
+		return nil, err
+	}
+	tokenKey := base64.RawURLEncoding.EncodeToString(pw)
 	usersFile := filepath.Join(o.Dir, "users.yaml")
 	if err := writeUsers(usersFile, o.User, password); err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ func Start(o Options) (*Env, error) {
 	}
 	return &Env{
 		Dir: o.Dir, Upstream: cluster.ListenAddrs()[0], CAFile: caFile, CertFile: certFile, KeyFile: keyFile,
-		UsersFile: usersFile, User: o.User, Password: password, Topic: o.Topic, ListenAddr: o.ListenAddr,
+		UsersFile: usersFile, User: o.User, Password: password, Topic: o.Topic, ListenAddr: o.ListenAddr, TokenKey: tokenKey,
 		cluster: cluster,
 	}, nil
 }
@@ -153,7 +158,8 @@ func (e *Env) Banner() string {
 		"  proxy (TLS + SCRAM-SHA-512): " + e.ClientAddr() + "\n" +
 		"  upstream (in-process kfake): " + e.Upstream + "\n" +
 		"  user: " + e.User + "   password: " + e.Password + "\n" +
-		"  files: " + e.Dir + "\n\n" +
+		"  files: " + e.Dir + "\n" +
+		"  delegation tokens: enabled (" + e.User + " is a super user)\n\n" +
 		"Java client.properties (written to " + filepath.Join(e.Dir, "client.properties") + "):\n\n" +
 		indent(e.ClientProperties()) + "\n" +
 		"kcat:\n\n" +

@@ -30,7 +30,9 @@ type Tokens struct {
 }
 
 // Enabled reports whether any key source is set.
-func (t Tokens) Enabled() bool { return t.MasterKey != "" || t.SecretKey != "" || t.MasterKeyFile != "" }
+func (t Tokens) Enabled() bool {
+	return t.MasterKey != "" || t.SecretKey != "" || t.MasterKeyFile != ""
+}
 
 // Authz names privileged principals.
 type Authz struct {
@@ -113,7 +115,7 @@ func Defaults() Config {
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms
 			ExpiryCheckInterval: time.Hour,          // delegation.token.expiry.check.interval.ms
 		},
-		Log:      Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: "json"},
 	}
 }
 

@@ -73,7 +73,29 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 // serve builds the proxy from cfg and runs it until ctx ends, then drains.
 // ready, when non-nil, is called once the listener accepts.
 func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()) error {
-	users, err := loadUsers(cfg.Credentials.File, log)
+	var db *state.DB
+	if cfg.State.Dir != "" {
+		var err error
+		if db, err = state.Open(cfg.State.Dir); err != nil {
+			return err
+		}
+		defer db.Close()
+	}
+	users, reloader, err := loadUsers(cfg, log)
+	if err != nil {
+		return err
+	}
+	var userStore credstore.UserStore = credstore.NewMemUsers()
+	phantomKey := make([]byte, 32)
+	if db != nil {
+		userStore = db
+		if phantomKey, err = db.Secret("phantom_scram"); err != nil {
+			return err
+		}
+	} else if _, err := rand.Read(phantomKey); err != nil {
+		return err
+	}
+	admin, err := credstore.NewAdmin(users, userStore, cfg.Authz.SuperUsers)
 	if err != nil {
 		return err
 	}
@@ -91,29 +113,30 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		return err
 	}
 	probe := upstream.NewVersionProbe(dialer, 0, nil)
-	tokens, closeTokens, err := buildTokens(cfg, log)
+	tokens, err := buildTokens(cfg, db, log)
 	if err != nil {
 		return err
 	}
-	defer closeTokens()
-	authOpts := sasl.Options{Users: users, RejectExpiredTokens: true}
-	var local []proxy.LocalAPI
-	if tokens != nil {
-		authOpts.Tokens = tokens
-		api := dtoken.API{M: tokens}
-		for _, r := range api.Ranges() {
-			local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: api})
+	go tokens.Run(ctx, func(n int, err error) {
+		if err != nil {
+			log.Error("delegation token sweep failed", zap.Error(err))
+		} else if n > 0 {
+			log.Info("expired delegation tokens removed", zap.Int("count", n))
 		}
-		go tokens.Run(ctx, func(n int, err error) {
-			if err != nil {
-				log.Error("delegation token sweep failed", zap.Error(err))
-			} else if n > 0 {
-				log.Info("expired delegation tokens removed", zap.Int("count", n))
-			}
-		})
+	})
+	go reloader.Run(ctx)
+
+	var local []proxy.LocalAPI
+	tokenAPI := dtoken.API{M: tokens}
+	for _, r := range tokenAPI.Ranges() {
+		local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: tokenAPI})
+	}
+	for _, r := range admin.Ranges() {
+		local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: admin})
 	}
 	opts := proxy.Options{
-		Auth:            sasl.NewAuthenticator(authOpts),
+		Auth: sasl.NewAuthenticator(sasl.Options{Users: users, Tokens: tokens, RejectExpiredTokens: true,
+			PhantomKey: phantomKey}),
 		Local:           local,
 		MaxReauth:       cfg.SASL.MaxReauth,
 		Mechanisms:      mechs,
@@ -184,13 +207,12 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	return nil
 }
 
-// buildTokens opens the state store and the delegation-token manager when a
-// key is configured; it returns nil when tokens are disabled. Token APIs are
-// still answered then (error 61), as by a Kafka broker without a key.
-func buildTokens(cfg config.Config, log *zap.Logger) (*dtoken.Manager, func(), error) {
+// buildTokens builds the delegation-token manager over the state store. With
+// no key configured the manager is disabled and the token APIs answer 61, as
+// a Kafka broker without a key does.
+func buildTokens(cfg config.Config, db *state.DB, log *zap.Logger) (*dtoken.Manager, error) {
 	if !cfg.Tokens.Enabled() {
-		m, err := dtoken.New(dtoken.Options{SuperUsers: cfg.Authz.SuperUsers})
-		return m, func() {}, err
+		return dtoken.New(dtoken.Options{SuperUsers: cfg.Authz.SuperUsers})
 	}
 	key := cfg.Tokens.SecretKey
 	if key == "" {
@@ -199,43 +221,52 @@ func buildTokens(cfg config.Config, log *zap.Logger) (*dtoken.Manager, func(), e
 	if cfg.Tokens.MasterKeyFile != "" {
 		b, err := os.ReadFile(cfg.Tokens.MasterKeyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("delegation_tokens.master_key_file: %w", err)
+			return nil, fmt.Errorf("delegation_tokens.master_key_file: %w", err)
 		}
 		key = strings.TrimRight(string(b), "\r\n")
 		if key == "" {
-			return nil, nil, errors.New("delegation_tokens.master_key_file: the file is empty")
+			return nil, errors.New("delegation_tokens.master_key_file: the file is empty")
 		}
-	}
-	db, err := state.Open(cfg.State.Dir)
-	if err != nil {
-		return nil, nil, err
 	}
 	m, err := dtoken.New(dtoken.Options{
 		SecretKey:     key,
 		MaxLifetime:   cfg.Tokens.MaxLifetime,
 		ExpiryTime:    cfg.Tokens.ExpiryTime,
 		CheckInterval: cfg.Tokens.ExpiryCheckInterval,
-		Store:         db,
+		Store:         db, // validation guarantees state.dir when tokens are on
 		SuperUsers:    cfg.Authz.SuperUsers,
 	})
 	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	log.Info("delegation tokens enabled", zap.String("state_dir", cfg.State.Dir), zap.Int("tokens", m.Len()))
-	return m, func() { _ = db.Close() }, nil
-}
-
-// loadUsers reads the credentials file into a store, logging its warnings
-// (development passwords, unusable iteration counts) by user name only.
-func loadUsers(path string, log *zap.Logger) (*credstore.Store, error) {
-	snap, warns, err := credstore.LoadFile(path, credstore.FileOptions{Rand: rand.Reader})
-	if err != nil {
 		return nil, err
 	}
-	for _, w := range warns {
-		log.Warn(w.Message, zap.String("user", w.User), zap.String("file", path))
+	log.Info("delegation tokens enabled", zap.String("state_dir", cfg.State.Dir), zap.Int("tokens", m.Len()))
+	return m, nil
+}
+
+// loadUsers performs the first load of the credentials file and secrets
+// directory (fatal when broken) and returns the reloader that keeps them
+// current, logging every reload by user count and name, never a secret.
+func loadUsers(cfg config.Config, log *zap.Logger) (*credstore.Store, *credstore.Reloader, error) {
+	store := credstore.NewStore(nil)
+	r := &credstore.Reloader{
+		Store:      store,
+		File:       cfg.Credentials.File,
+		SecretsDir: cfg.Credentials.SecretsDir,
+		Interval:   cfg.Credentials.ReloadInterval,
+		Rand:       rand.Reader,
+		OnLoad: func(src credstore.Source, users int, warns []credstore.Warning, err error) {
+			if err != nil {
+				log.Error("credentials not reloaded; keeping the previous users", zap.String("source", src.String()), zap.Error(err))
+				return
+			}
+			for _, w := range warns {
+				log.Warn(w.Message, zap.String("user", w.User), zap.String("source", src.String()))
+			}
+			log.Info("credentials loaded", zap.String("source", src.String()), zap.Int("users", users))
+		},
 	}
-	log.Info("credentials loaded", zap.String("file", path), zap.Int("users", snap.Users()))
-	return credstore.NewStore(snap), nil
+	if err := r.Load(); err != nil {
+		return nil, nil, err
+	}
+	return store, r, nil
 }

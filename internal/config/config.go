@@ -75,9 +75,15 @@ type SASL struct {
 	MaxReauth time.Duration `mapstructure:"max_reauth"`
 }
 
-// Credentials names where users come from.
+// Credentials names where users come from. Users written through the
+// SCRAM admin API live in state.dir.
 type Credentials struct {
 	File string `mapstructure:"file"`
+	// SecretsDir holds AmazonMSK_* files with {"username","password"}
+	// JSON (AWS Secrets Manager secrets mounted by the CSI driver).
+	SecretsDir string `mapstructure:"secrets_dir"`
+	// ReloadInterval is how often the file and directory are checked.
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
 }
 
 // Upstream is the broker side.
@@ -109,7 +115,8 @@ func Defaults() Config {
 			MaxReceiveSize:  524288,                 // sasl.server.max.receive.size
 			AuthTimeout:     10 * time.Second,
 		},
-		Upstream: Upstream{DialTimeout: 10 * time.Second},
+		Credentials: Credentials{ReloadInterval: time.Second},
+		Upstream:    Upstream{DialTimeout: 10 * time.Second},
 		Tokens: Tokens{
 			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms

@@ -68,8 +68,8 @@ func (c Config) Validate() error {
 		seen[m] = true
 	}
 
-	if c.Credentials.File == "" {
-		bad("credentials.file", "required")
+	if c.Credentials.File == "" && c.Credentials.SecretsDir == "" && c.State.Dir == "" {
+		bad("credentials.file", "required (or credentials.secrets_dir, or state.dir for users managed through the admin API)")
 	}
 	if len(c.Upstream.BootstrapServers) == 0 {
 		bad("upstream.bootstrap_servers", "at least one host:port is required")
@@ -96,6 +96,7 @@ func (c Config) Validate() error {
 		{"sasl.auth_timeout", c.SASL.AuthTimeout, time.Millisecond, 5 * time.Minute},
 		{"upstream.dial_timeout", c.Upstream.DialTimeout, time.Millisecond, 5 * time.Minute},
 		{"sasl.max_reauth", c.SASL.MaxReauth, 0, 365 * 24 * time.Hour},
+		{"credentials.reload_interval", c.Credentials.ReloadInterval, 100 * time.Millisecond, time.Hour},
 		{"delegation_tokens.max_lifetime", c.Tokens.MaxLifetime, time.Millisecond, 10 * 365 * 24 * time.Hour},
 		{"delegation_tokens.expiry_time", c.Tokens.ExpiryTime, time.Millisecond, 10 * 365 * 24 * time.Hour},
 		{"delegation_tokens.expiry_check_interval", c.Tokens.ExpiryCheckInterval, time.Millisecond, 365 * 24 * time.Hour},

@@ -2,15 +2,16 @@ package credstore
 
 import (
 	"context"
+	"sort"
 	"sync/atomic"
 
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-// Snapshot is an immutable set of credentials, one per (mechanism, user).
+// Snapshot is an immutable set of credentials, one per (mechanism, user),
+// once published to a Store.
 type Snapshot struct {
 	byMech map[sasl.Mechanism]map[string]sasl.Credential
-	users  int
 }
 
 // NewSnapshot returns an empty snapshot to fill with Put before publishing.
@@ -31,42 +32,145 @@ func (s *Snapshot) Put(m sasl.Mechanism, user string, c sasl.Credential) {
 // Users counts distinct user names.
 func (s *Snapshot) Users() int {
 	seen := map[string]bool{}
+	s.each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
+	return len(seen)
+}
+
+// Has reports whether user has any credential here.
+func (s *Snapshot) Has(user string) bool {
 	for _, users := range s.byMech {
-		for u := range users {
-			seen[u] = true
+		if _, ok := users[user]; ok {
+			return true
 		}
+	}
+	return false
+}
+
+// Get returns user's credentials by mechanism (nil if none).
+func (s *Snapshot) Get(user string) map[sasl.Mechanism]sasl.Credential {
+	var out map[sasl.Mechanism]sasl.Credential
+	for m, users := range s.byMech {
+		if c, ok := users[user]; ok {
+			if out == nil {
+				out = map[sasl.Mechanism]sasl.Credential{}
+			}
+			out[m] = c
+		}
+	}
+	return out
+}
+
+// Clone copies the snapshot for copy-on-write updates.
+func (s *Snapshot) Clone() *Snapshot {
+	c := NewSnapshot()
+	s.each(func(u string, m sasl.Mechanism, cred sasl.Credential) { c.Put(m, u, cred) })
+	return c
+}
+
+// Delete removes one (mechanism, user); only before publishing.
+func (s *Snapshot) Delete(m sasl.Mechanism, user string) { delete(s.byMech[m], user) }
+
+func (s *Snapshot) each(f func(string, sasl.Mechanism, sasl.Credential)) {
+	for m, users := range s.byMech {
+		for u, c := range users {
+			f(u, m, c)
+		}
+	}
+}
+
+// Source names a layer of the Store, in lookup priority order.
+type Source int
+
+// The layers, highest priority first: operator-managed files win over users
+// written through the Kafka admin API.
+const (
+	SourceFile Source = iota
+	SourceSecretsDir
+	SourceAPI
+	numSources
+)
+
+func (s Source) String() string {
+	return [...]string{"credentials.file", "credentials.secrets_dir", "admin API"}[s]
+}
+
+// Store serves lookups from one immutable snapshot per source. It is safe
+// for concurrent use; Replace publishes a source's new snapshot atomically.
+type Store struct {
+	layers [numSources]atomic.Pointer[Snapshot]
+}
+
+// NewStore returns a store whose file layer is snap (nil: empty).
+func NewStore(snap *Snapshot) *Store {
+	s := &Store{}
+	for i := range s.layers {
+		s.layers[i].Store(NewSnapshot())
+	}
+	if snap != nil {
+		s.layers[SourceFile].Store(snap)
+	}
+	return s
+}
+
+// Replace publishes snap as the file layer.
+func (s *Store) Replace(snap *Snapshot) { s.ReplaceSource(SourceFile, snap) }
+
+// ReplaceSource publishes snap for one source; lookups already under way
+// finish on the old one. snap must not be modified afterwards.
+func (s *Store) ReplaceSource(src Source, snap *Snapshot) { s.layers[src].Store(snap) }
+
+// Snapshot returns a source's current snapshot (read-only).
+func (s *Store) Snapshot(src Source) *Snapshot { return s.layers[src].Load() }
+
+// LookupUser implements sasl.UserLookup: O(1) per layer, first layer wins.
+func (s *Store) LookupUser(_ context.Context, m sasl.Mechanism, user string) (sasl.Credential, error) {
+	for i := range s.layers {
+		if c, ok := s.layers[i].Load().byMech[m][user]; ok {
+			return c, nil
+		}
+	}
+	return sasl.Credential{}, sasl.ErrUnknownCredential
+}
+
+// Owner returns the highest-priority source that defines user at all.
+func (s *Store) Owner(user string) (Source, bool) {
+	for i := range s.layers {
+		if s.layers[i].Load().Has(user) {
+			return Source(i), true
+		}
+	}
+	return 0, false
+}
+
+// Users counts distinct users across every source.
+func (s *Store) Users() int {
+	seen := map[string]bool{}
+	for i := range s.layers {
+		s.layers[i].Load().each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
 	}
 	return len(seen)
 }
 
-// Store serves lookups from the current snapshot. It is safe for concurrent
-// use; Replace publishes a new snapshot atomically.
-type Store struct {
-	cur atomic.Pointer[Snapshot]
-}
-
-// NewStore returns a store serving snap (nil: no users).
-func NewStore(snap *Snapshot) *Store {
-	s := &Store{}
-	if snap == nil {
-		snap = NewSnapshot()
-	}
-	s.cur.Store(snap)
-	return s
-}
-
-// Replace publishes snap; lookups already under way finish on the old one.
-// snap must not be modified afterwards.
-func (s *Store) Replace(snap *Snapshot) { s.cur.Store(snap) }
-
-// LookupUser implements sasl.UserLookup in O(1).
-func (s *Store) LookupUser(_ context.Context, m sasl.Mechanism, user string) (sasl.Credential, error) {
-	c, ok := s.cur.Load().byMech[m][user]
+// Credentials returns the mechanisms and credentials that apply to user:
+// the highest-priority source defining the user supplies all of them.
+func (s *Store) Credentials(user string) map[sasl.Mechanism]sasl.Credential {
+	src, ok := s.Owner(user)
 	if !ok {
-		return sasl.Credential{}, sasl.ErrUnknownCredential
+		return nil
 	}
-	return c, nil
+	return s.layers[src].Load().Get(user)
 }
 
-// Users counts the users of the current snapshot.
-func (s *Store) Users() int { return s.cur.Load().Users() }
+// AllUsers lists every user with at least one credential, sorted.
+func (s *Store) AllUsers() []string {
+	seen := map[string]bool{}
+	for i := range s.layers {
+		s.layers[i].Load().each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
+	}
+	out := make([]string, 0, len(seen))
+	for u := range seen {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}

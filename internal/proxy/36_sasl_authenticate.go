@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"net"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -29,13 +30,14 @@ func (s *session) handleAuthenticate(h protocol.RequestHeader, body []byte) *gat
 	resp.ErrorMessage = kmsg.StringPtr("") // Kafka's schema default, not null
 	if err != nil {
 		f := s.authFailed(err, false)
+		wait := s.srv.backoff.fail(s.backoffKeys()...)
 		if !f.respond {
-			return &gateFail{reason: reasonAuthFailed, delay: f.delay}
+			return &gateFail{reason: reasonAuthFailed, delay: f.delay, wait: wait}
 		}
 		resp.ErrorCode = f.code
 		resp.ErrorMessage = kmsg.StringPtr(f.message)
 		resp.SASLAuthBytes = []byte{}
-		return &gateFail{reason: reasonAuthFailed, delay: f.delay, resp: protocol.AppendResponse(nil, h, resp)}
+		return &gateFail{reason: reasonAuthFailed, delay: f.delay, wait: wait, resp: protocol.AppendResponse(nil, h, resp)}
 	}
 	resp.SASLAuthBytes = reply
 	if s.conv.Done() {
@@ -51,7 +53,7 @@ func (s *session) rawStep(token []byte) *gateFail {
 	reply, err := s.conv.Step(token)
 	if err != nil {
 		f := s.authFailed(err, true)
-		return &gateFail{reason: reasonAuthFailed, delay: f.delay}
+		return &gateFail{reason: reasonAuthFailed, delay: f.delay, wait: s.srv.backoff.fail(s.backoffKeys()...)}
 	}
 	out := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(reply)), uint32(len(reply)))
 	out = append(out, reply...)
@@ -76,9 +78,20 @@ func (s *session) authFailed(err error, raw bool) authFailure {
 	return f
 }
 
+// backoffKeys are the failed-login backoff keys of this attempt: the user
+// name the client sent (known or not) and the source IP.
+func (s *session) backoffKeys() []string {
+	keys := []string{"ip:" + hostOf(s.raw.RemoteAddr())}
+	if s.conv != nil && s.conv.Username() != "" {
+		keys = append(keys, "user:"+s.conv.Username())
+	}
+	return keys
+}
+
 // authSucceeded records the principal and the KIP-368 session deadline.
 func (s *session) authSucceeded() {
 	o := &s.srv.opts
+	s.srv.backoff.succeed(s.backoffKeys()...)
 	s.result = s.conv.Result()
 	s.conv = nil
 	s.principal = "User:" + s.result.Principal
@@ -93,4 +106,12 @@ func (s *session) authSucceeded() {
 	o.Metrics.Login(string(s.mech), "success")
 	s.log.Info("authenticated", zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
 		zap.Duration("session_lifetime", s.lifetime))
+}
+
+// hostOf is the IP of a remote address.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return a.String()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -20,6 +21,7 @@ import (
 type gateFail struct {
 	reason closeReason
 	delay  bool
+	wait   time.Duration // overrides the failed-auth delay (login backoff)
 	resp   []byte
 }
 
@@ -40,7 +42,7 @@ func (s *session) authenticate(ctx context.Context) (closeReason, bool) {
 		}
 		if fail != nil {
 			if fail.delay {
-				sleep(ctx, s.srv.opts.FailedAuthDelay)
+				sleep(ctx, max(fail.wait, s.srv.opts.FailedAuthDelay))
 			}
 			if fail.resp != nil && ctx.Err() == nil {
 				_ = s.write(fail.resp)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ func (u users) LookupUser(_ context.Context, m sasl.Mechanism, name string) (sas
 func testUsers(t testing.TB) users {
 	u := users{}
 	for _, m := range sasl.Mechanisms() {
-		c, err := sasl.DeriveCredential(m, testPassword, []byte("fixed-test-salt-0123"), 4096)
+		c, err := sasl.DeriveCredential(m, testPassword, []byte("fixed-test-salt-01234567"), 4096)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +76,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 		t.Fatal(err)
 	}
 	o := Options{
-		Auth:            sasl.NewAuthenticator(sasl.Options{Users: testUsers(t)}),
+		Auth:            sasl.NewAuthenticator(sasl.Options{Users: testUsers(t), PhantomKey: []byte("test-phantom-key")}),
 		Mechanisms:      []sasl.Mechanism{sasl.ScramSHA512, sasl.ScramSHA256},
 		Upstream:        d,
 		Versions:        upstream.NewVersionProbe(d, 0, nil),
@@ -258,9 +257,4 @@ func mustContain(t *testing.T, haystack []byte, needle string) {
 	if !bytes.Contains(haystack, []byte(needle)) {
 		t.Fatalf("missing %q in %q", needle, haystack)
 	}
-}
-
-func hostOf(hostport string) string {
-	h, _, _ := strings.Cut(hostport, ":")
-	return h
 }

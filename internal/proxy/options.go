@@ -57,11 +57,14 @@ type Options struct {
 	Now     func() time.Time
 
 	FailedAuthDelay time.Duration // default 100ms (connection.failed.authentication.delay.ms)
-	AuthTimeout     time.Duration // TLS handshake + SASL; default 10s
-	IdleTimeout     time.Duration // default 10m (connections.max.idle.ms)
-	MaxReceiveSize  int           // pre-auth frame cap; default 512 KiB (sasl.server.max.receive.size)
-	MaxRequestSize  int           // post-auth frame cap; default 100 MiB (socket.request.max.bytes)
-	MaxConnections  int           // default 10000
+	// MaxFailedAuthDelay caps the per-user and per-source-IP backoff that
+	// doubles the delay on each repeated failure; default 5s.
+	MaxFailedAuthDelay time.Duration
+	AuthTimeout        time.Duration // TLS handshake + SASL; default 10s
+	IdleTimeout        time.Duration // default 10m (connections.max.idle.ms)
+	MaxReceiveSize     int           // pre-auth frame cap; default 512 KiB (sasl.server.max.receive.size)
+	MaxRequestSize     int           // post-auth frame cap; default 100 MiB (socket.request.max.bytes)
+	MaxConnections     int           // default 10000
 	// MaxReauth is connections.max.reauth.ms: every session's lifetime
 	// cap (KIP-368); 0 leaves password sessions without a deadline.
 	MaxReauth time.Duration
@@ -94,6 +97,9 @@ func (o Options) withDefaults() Options {
 		o.FailedAuthDelay = 0
 	} else if o.FailedAuthDelay == 0 {
 		o.FailedAuthDelay = 100 * time.Millisecond
+	}
+	if o.MaxFailedAuthDelay <= 0 {
+		o.MaxFailedAuthDelay = 5 * time.Second
 	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = 10 * time.Second

@@ -22,6 +22,7 @@ type Server struct {
 	opts           Options
 	versions       *versionCache
 	local          map[int16]LocalAPI
+	backoff        *backoff
 	mechanismNames []string
 	chunks         sync.Pool // *[]byte of chunkSize+4
 
@@ -76,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		versions:  &versionCache{source: o.Versions, reg: o.Registry, own: ownRanges(extra)},
 	}
+	s.backoff = newBackoff(o.FailedAuthDelay, max(o.FailedAuthDelay, o.MaxFailedAuthDelay), o.Now)
 	for _, m := range o.Mechanisms {
 		s.mechanismNames = append(s.mechanismNames, string(m))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,24 +141,28 @@ func TestLoginAndRelay(t *testing.T) {
 	}
 }
 
+// Issue 6 acceptance 4: an unknown user and a wrong password take the same
+// rounds and get byte-identical answers (phantom challenge for the unknown
+// user), after the same delay.
 func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {
 	e := newEnv(t, nil)
 	var seen [][]byte
+	var firsts []string
 	for _, who := range [][2]string{{testUser, "wrong"}, {"mallory", "whatever"}} {
 		w := e.dial()
 		w.roundTrip(handshake(1, "SCRAM-SHA-512"))
 		conv := scramClient(t, sasl.ScramSHA512, who[0], who[1])
 		first, _ := conv.Step("")
-		corr := w.send(authenticate(1, []byte(first)))
-		if who[0] != testUser {
-			b, after := w.expectClosed()
-			checkGeneric58(t, b, corr, after)
-			seen = append(seen, b[4:])
-			continue
+		r1 := w.roundTrip(authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+		if r1.ErrorCode != 0 {
+			t.Fatalf("%s: round 1 failed with %d: the user's existence shows", who[0], r1.ErrorCode)
 		}
-		r1 := w.recv(authenticate(1, nil), corr).(*kmsg.SASLAuthenticateResponse)
-		final, _ := conv.Step(string(r1.SASLAuthBytes))
-		corr = w.send(authenticate(1, []byte(final)))
+		firsts = append(firsts, string(r1.SASLAuthBytes))
+		final, err := conv.Step(string(r1.SASLAuthBytes))
+		if err != nil {
+			t.Fatalf("%s: the client rejected server-first: %v", who[0], err)
+		}
+		corr := w.send(authenticate(1, []byte(final)))
 		b, after := w.expectClosed()
 		checkGeneric58(t, b, corr, after)
 		seen = append(seen, b[4:])
@@ -165,6 +170,13 @@ func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {
 	// Bodies are identical (correlation ids differ, so compare past them).
 	if !bytes.Equal(seen[0][4:], seen[1][4:]) {
 		t.Fatalf("wrong password %x vs unknown user %x", seen[0], seen[1])
+	}
+	shape := func(sf string) string { // r=<nonce>,s=<salt>,i=<n>: compare salt length and iterations
+		parts := strings.Split(sf, ",")
+		return strconv.Itoa(len(parts[1])) + parts[2]
+	}
+	if shape(firsts[0]) != shape(firsts[1]) {
+		t.Fatalf("server-first differs in shape: %q vs %q", firsts[0], firsts[1])
 	}
 }
 

@@ -30,6 +30,13 @@ type Options struct {
 	// has passed, at round 1. Kafka keeps accepting such tokens until its
 	// expiry sweep removes them (spec §5.6); this is stricter.
 	RejectExpiredTokens bool
+	// PhantomKey, when set, answers unknown users with a made-up but stable
+	// challenge (salt and keys derived from this secret, PhantomIterations
+	// iterations) and fails them at round 2 like a wrong password, so a
+	// client cannot tell whether a user exists. Kafka fails unknown users at
+	// round 1. Keep the key stable across restarts (state.dir keeps one).
+	PhantomKey        []byte
+	PhantomIterations int // default 4096
 
 	// nonce overrides the server nonce (tests only, for exact vectors).
 	nonce func() string
@@ -50,6 +57,9 @@ func NewAuthenticator(o Options) *Authenticator {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.PhantomIterations == 0 {
+		o.PhantomIterations = MinIterations
 	}
 	return &Authenticator{o: o}
 }
@@ -89,6 +99,7 @@ type Conversation struct {
 	first       ClientFirst
 	serverFirst string
 	cred        Credential
+	phantom     bool // an unknown user answered with a made-up challenge
 	result      Result
 }
 
@@ -127,9 +138,19 @@ func (c *Conversation) Step(msg []byte) ([]byte, error) {
 	return reply, nil
 }
 
+// Size caps on what a client may send in one SCRAM message: far above any
+// real client's messages, far below the pre-auth frame cap.
+const (
+	MaxMessageSize  = 4096
+	MaxUsernameSize = 256
+)
+
 func (c *Conversation) clientFirst(msg string) ([]byte, error) {
+	if len(msg) > MaxMessageSize {
+		return nil, fail("malformed_client_first")
+	}
 	cf, err := ParseClientFirst(msg)
-	if err != nil {
+	if err != nil || len(cf.Username) > MaxUsernameSize {
 		return nil, fail("malformed_client_first")
 	}
 	c.first = cf
@@ -154,10 +175,14 @@ func (c *Conversation) clientFirst(msg string) ([]byte, error) {
 		res.Principal, res.TokenAuthenticated, res.TokenExpiry = tc.OwnerName, true, tc.Expiry
 	} else {
 		cred, err := o.Users.LookupUser(c.ctx, c.mech, cf.Username)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownCredential) && o.PhantomKey != nil:
+			c.cred, c.phantom = phantomCredential(o.PhantomKey, c.mech, cf.Username, o.PhantomIterations), true
+		case err != nil:
 			return nil, lookupFailure(err, "unknown_user")
+		default:
+			c.cred = cred
 		}
-		c.cred = cred
 	}
 	// Kafka compares the authzid with the SCRAM username (for tokens, the
 	// token id), after the lookup (ScramSaslServer.evaluateResponse).
@@ -205,6 +230,9 @@ func (c *Conversation) serverNonce() (string, error) {
 }
 
 func (c *Conversation) clientFinal(msg string) ([]byte, error) {
+	if len(msg) > MaxMessageSize {
+		return nil, fail("malformed_client_final")
+	}
 	f, err := ParseClientFinal(msg)
 	if err != nil {
 		return nil, fail("malformed_client_final")
@@ -225,10 +253,29 @@ func (c *Conversation) clientFinal(msg string) ([]byte, error) {
 	subtle.XORBytes(clientKey, f.Proof, clientSig)
 	sum := h()
 	sum.Write(clientKey)
-	if !hmac.Equal(sum.Sum(nil), c.cred.StoredKey) {
+	if !hmac.Equal(sum.Sum(nil), c.cred.StoredKey) || c.phantom {
+		if c.phantom {
+			return nil, fail("unknown_user") // same wire answer as a wrong password
+		}
 		return nil, fail("invalid_proof")
 	}
 	serverSig := hmacSum(h, c.cred.ServerKey, authMessage)
 	c.cred = Credential{} // Kafka drops the credential once the exchange completes
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), nil
+}
+
+// phantomCredential derives a stable, plausible credential for a user that
+// does not exist: the same name always gets the same salt, so repeated
+// probes cannot tell it from a real user.
+func phantomCredential(key []byte, m Mechanism, user string, iterations int) Credential {
+	h := m.newHash()
+	derive := func(label string) []byte {
+		return hmacSum(h, key, []byte(label+"\x00"+string(m)+"\x00"+user))
+	}
+	return Credential{
+		Salt:       derive("salt")[:24],
+		StoredKey:  derive("stored_key"),
+		ServerKey:  derive("server_key"),
+		Iterations: iterations,
+	}
 }

@@ -370,3 +370,44 @@ func TestServerNonceIsKafkaStyle(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+func TestPhantomChallengeForUnknownUsers(t *testing.T) {
+	cred, _ := DeriveCredential(ScramSHA512, "pw", []byte("0123456789abcdef01234567"), 4096)
+	a := NewAuthenticator(Options{Users: lookups{users: map[string]Credential{"SCRAM-SHA-512/alice": cred}},
+		PhantomKey: []byte("server-secret")})
+	run := func(user, pw string) (string, error) {
+		client, _ := scram.SHA512.NewClientUnprepped(user, pw, "")
+		cc := client.NewConversation()
+		conv, _ := a.Start(context.Background(), ScramSHA512)
+		first, _ := cc.Step("")
+		sf, err := conv.Step([]byte(first))
+		if err != nil {
+			t.Fatalf("%s: round 1 failed: %v", user, err)
+		}
+		final, err := cc.Step(string(sf))
+		if err != nil {
+			t.Fatalf("%s: client rejected server-first %q: %v", user, sf, err)
+		}
+		_, err = conv.Step([]byte(final))
+		return string(sf), err
+	}
+	sf1, err := run("mallory", "x")
+	if !errors.Is(err, ErrAuthFailed) || Reason(err) != "unknown_user" {
+		t.Fatalf("phantom: %v", err)
+	}
+	sf2, _ := run("mallory", "y")
+	salt := func(sf string) string { return strings.Split(sf, ",")[1] }
+	if salt(sf1) != salt(sf2) || !strings.HasSuffix(sf1, ",i=4096") {
+		t.Fatalf("phantom salt not stable: %s vs %s", sf1, sf2)
+	}
+	if _, err := run("alice", "wrong"); Reason(err) != "invalid_proof" {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := run("alice", "pw"); err != nil {
+		t.Fatalf("real login: %v", err)
+	}
+	conv, _ := a.Start(context.Background(), ScramSHA512)
+	if _, err := conv.Step([]byte("n,,n=" + strings.Repeat("a", 300) + ",r=x")); Reason(err) != "malformed_client_first" {
+		t.Fatalf("oversized username: %v", err)
+	}
+}

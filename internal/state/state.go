@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +12,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-var bucketTokens = []byte("delegation_tokens")
+var (
+	bucketTokens = []byte("delegation_tokens")
+	bucketUsers  = []byte("scram_users")
+	bucketMeta   = []byte("meta")
+)
 
 // DB is an open state database. It is safe for concurrent use.
 type DB struct {
@@ -33,8 +39,12 @@ func Open(dir string) (*DB, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketTokens)
-		return err
+		for _, b := range [][]byte{bucketTokens, bucketUsers, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state %s: %w", path, err)
@@ -76,4 +86,71 @@ func (d *DB) PutToken(i dtoken.Info) error {
 // DeleteToken implements dtoken.TokenStore; durable on return.
 func (d *DB) DeleteToken(id string) error {
 	return d.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTokens).Delete([]byte(id)) })
+}
+
+// LoadUsers implements credstore.UserStore: user → mechanism → credential,
+// stored in Kafka's text form (salt, StoredKey, ServerKey, iterations).
+func (d *DB) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
+	out := map[string]map[sasl.Mechanism]sasl.Credential{}
+	err := d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var forms map[string]string
+			if err := json.Unmarshal(v, &forms); err != nil {
+				return fmt.Errorf("user %q: %w", k, err)
+			}
+			creds := map[sasl.Mechanism]sasl.Credential{}
+			for name, form := range forms {
+				m, ok := sasl.ParseMechanism(name)
+				if !ok {
+					return fmt.Errorf("user %q: unknown mechanism %q", k, name)
+				}
+				c, err := sasl.ParseStoredForm(m, form)
+				if err != nil {
+					return fmt.Errorf("user %q: %w", k, err)
+				}
+				creds[m] = c
+			}
+			out[string(k)] = creds
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutUser implements credstore.UserStore; durable on return.
+func (d *DB) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error {
+	return d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsers)
+		if len(creds) == 0 {
+			return b.Delete([]byte(user))
+		}
+		forms := map[string]string{}
+		for m, c := range creds {
+			forms[string(m)] = c.StoredForm()
+		}
+		v, err := json.Marshal(forms)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(user), v)
+	})
+}
+
+// Secret returns a 32-byte random secret named name, created on first use
+// and stable across restarts (for phantom SCRAM challenges).
+func (d *DB) Secret(name string) ([]byte, error) {
+	var out []byte
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get([]byte(name)); v != nil {
+			out = append([]byte(nil), v...)
+			return nil
+		}
+		out = make([]byte, 32)
+		if _, err := rand.Read(out); err != nil {
+			return err
+		}
+		return b.Put([]byte(name), out)
+	})
+	return out, err
 }

@@ -177,6 +177,10 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	writeUsersFile(t, usersFile)
 	port := freePort(t)
 	saslExtra, rest := splitSASL(o.extraYAML)
+	credExtra := ""
+	if v, r, ok := strings.Cut(rest, "credentials_extra_secrets_dir: "); ok {
+		credExtra, rest = "  secrets_dir: "+strings.TrimSpace(r), v
+	}
 	cfg := fmt.Sprintf(`listener:
   address: 127.0.0.1:%d
   advertised_address: localhost:%d
@@ -190,12 +194,13 @@ sasl:
 %s
 credentials:
   file: %s
+%s
 upstream:
   bootstrap_servers: [%s]
 log:
   level: debug
   format: json
-%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, cluster.ListenAddrs()[0], rest)
+%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

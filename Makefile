@@ -4,7 +4,7 @@ BIN       ?= bin/scram-proxy
 FUZZTIME  ?= 60s
 PKGS      := ./...
 
-.PHONY: all build demo test test-deps lint unit fuzz clean
+.PHONY: all build demo test test-deps lint unit fuzz bench clean
 
 all: build
 
@@ -34,6 +34,10 @@ unit:
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# Go benchmarks (credential store scale and login rate, ...).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/...
 
 clean:
 	rm -rf bin

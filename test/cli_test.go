@@ -113,3 +113,30 @@ func TestBadConfigExitsTwoNamingKeys(t *testing.T) {
 		t.Fatalf("exit %v:\n%s", err, out)
 	}
 }
+
+// TestUsersAddListDelete edits a credentials file offline through the CLI.
+func TestUsersAddListDelete(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "users.yaml")
+	run := func(stdin string, args ...string) string {
+		cmd := exec.Command(proxyBinary, append([]string{"users"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("users %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("pw-a\n", "add", "--file", file, "--name", "alice")
+	run("pw-b\n", "add", "--file", file, "--name", "bob", "--mechanism", "SCRAM-SHA-256", "--iterations", "4096")
+	if out := run("", "list", "--file", file); out != "alice\tSCRAM-SHA-512 iterations=8192\nbob\tSCRAM-SHA-256 iterations=4096\n" {
+		t.Fatalf("list: %q", out)
+	}
+	data, _ := os.ReadFile(file)
+	if strings.Contains(string(data), "pw-a") {
+		t.Fatal("password written to the file")
+	}
+	run("", "delete", "--file", file, "--name", "alice")
+	if out := run("", "list", "--file", file); strings.Contains(out, "alice") {
+		t.Fatalf("alice not deleted: %q", out)
+	}
+}

@@ -32,8 +32,7 @@ const usageText = `scram-proxy: a Kafka SASL_SSL SCRAM-SHA-512/256 authenticatio
 Usage:
   scram-proxy [serve] --config FILE [--<key> VALUE ...]   run the proxy
   scram-proxy demo [--listen ADDR] [--dir DIR]             run against an in-process demo cluster
-  scram-proxy users hash --name NAME [--mechanism M] [--iterations N]
-                                                           print a credentials-file line; password on stdin
+  scram-proxy users hash|add|delete|list [...]            manage credentials files offline (passwords on stdin)
 
 Run 'scram-proxy serve --help' for every configuration key.
 `

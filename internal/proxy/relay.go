@@ -153,7 +153,7 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 	}
 	if expect {
 		queue <- pending{corr: corr, key: key, version: version,
-			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key)}
+			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version)}
 	}
 
 	_ = up.SetWriteDeadline(o.Now().Add(o.IdleTimeout))

@@ -361,9 +361,9 @@ func TestUnadvertisedVersionClosesAfterAuth(t *testing.T) {
 	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
-	p := kmsg.NewPtrProduceRequest()
-	p.SetVersion(12) // carries KIP-951 node endpoints; not advertised
-	w.send(p)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(16) // carries KIP-951 node endpoints; not advertised
+	w.send(f)
 	if b, _ := w.expectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}

@@ -32,20 +32,25 @@ type Handling struct {
 // The map is built once and never modified.
 type Registry map[int16]Handling
 
-// Default returns the handling of the core proxy: Metadata, FindCoordinator
-// and DescribeCluster rewritten; Produce and Fetch clamped below their KIP-951
-// node-endpoint versions; APIs we cannot rewrite dropped.
+// Default returns the proxy's handling: every response that names brokers
+// (Metadata, FindCoordinator, DescribeCluster, Produce, ShareFetch,
+// ShareAcknowledge) rewritten per node; Fetch clamped below its KIP-951
+// version; controller-only APIs dropped.
 func Default() Registry {
 	drop := Handling{MaxVersion: -1}
 	return Registry{
-		0:  {MaxVersion: 9},  // Produce v10+ carries NodeEndpoints (KIP-951)
-		1:  {MaxVersion: 15}, // Fetch v16+ carries NodeEndpoints (KIP-951)
+		0: {Rewrite: produce}, // v10+ NodeEndpoints tag (KIP-951)
+		// Fetch v16+ carries NodeEndpoints too, but rewriting means
+		// buffering whole fetch responses (up to fetch.max.bytes, 50 MiB)
+		// instead of streaming them; KIP-951 is only a shortcut past a
+		// metadata refresh, so those versions are not advertised.
+		1:  {MaxVersion: 15},
 		3:  {Rewrite: metadata},
 		10: {Rewrite: findCoordinator},
 		60: {Rewrite: describeCluster},
 		55: {MaxVersion: 1}, // DescribeQuorum v2 lists controller listeners
-		78: drop,            // ShareFetch NodeEndpoints (KIP-932), not rewritten yet
-		79: drop,            // ShareAcknowledge NodeEndpoints
+		78: {Rewrite: shareFetch},
+		79: {Rewrite: shareAcknowledge},
 		// KRaft controller-to-controller APIs: never meaningful to a client.
 		52: drop, 53: drop, 54: drop, 59: drop, 82: drop,
 		29: {Exempt: "ACL host is a client host pattern, not a broker"},
@@ -55,9 +60,13 @@ func Default() Registry {
 	}
 }
 
-// NeedsRewrite reports whether responses to key must be decoded and rewritten.
-func (r Registry) NeedsRewrite(key int16) bool {
+// NeedsRewrite reports whether responses to (key, version) must be decoded
+// and rewritten. Produce responses carry endpoints only from v10.
+func (r Registry) NeedsRewrite(key, version int16) bool {
 	h, ok := r[key]
+	if key == 0 && version < 10 {
+		return false
+	}
 	return ok && h.Rewrite != nil
 }
 
@@ -127,6 +136,39 @@ func describeCluster(r kmsg.Response, m AddrMap) error {
 	for i := range resp.Brokers {
 		b := &resp.Brokers[i]
 		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func produce(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.ProduceResponse)
+	for i := range resp.Brokers {
+		b := &resp.Brokers[i]
+		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shareFetch(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.ShareFetchResponse)
+	for i := range resp.NodeEndpoints {
+		n := &resp.NodeEndpoints[i]
+		if err := advertise(m, n.NodeID, &n.Host, &n.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shareAcknowledge(r kmsg.Response, m AddrMap) error {
+	resp := r.(*kmsg.ShareAcknowledgeResponse)
+	for i := range resp.NodeEndpoints {
+		n := &resp.NodeEndpoints[i]
+		if err := advertise(m, n.NodeID, &n.Host, &n.Port); err != nil {
 			return err
 		}
 	}

@@ -171,7 +171,7 @@ func TestClampKeys(t *testing.T) {
 		up(36, 0, 2),  // replaced
 		up(50, 0, 0),  // not owned here: passes through
 	}, []Range{{17, 0, 1}, {36, 0, 2}})
-	want := map[int16][2]int16{0: {3, 9}, 1: {4, 15}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
+	want := map[int16][2]int16{0: {3, 12}, 1: {4, 15}, 78: {1, 1}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
 		17: {0, 1}, 18: {0, 4}, 29: {0, 3}, 36: {0, 2}, 50: {0, 0}}
 	if len(got) != len(want) {
 		t.Fatalf("got %d keys: %+v", len(got), got)
@@ -215,4 +215,38 @@ func FuzzRewrite(f *testing.F) {
 			t.Fatalf("rewritten %d v%d does not decode: %v", key, version, err)
 		}
 	})
+}
+
+func TestProduceAndShareRewrites(t *testing.T) {
+	reg := Default()
+	p := kmsg.NewPtrProduceResponse()
+	p.SetVersion(12)
+	b := kmsg.NewProduceResponseBroker()
+	b.NodeID, b.Host, b.Port = 2, "10.1.2.3", 9092
+	p.Brokers = append(p.Brokers, b)
+	out, err := reg.Response(nil, 0, 12, p.AppendTo(nil), fixed{})
+	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) || !bytes.Contains(out, []byte("proxy.example")) {
+		t.Fatalf("produce: %q %v", out, err)
+	}
+	if reg.NeedsRewrite(0, 9) || !reg.NeedsRewrite(0, 10) || reg.NeedsRewrite(1, 15) {
+		t.Fatal("NeedsRewrite versions")
+	}
+	sf := kmsg.NewPtrShareFetchResponse()
+	sf.SetVersion(1)
+	ne := kmsg.NewShareFetchResponseNodeEndpoint()
+	ne.NodeID, ne.Host, ne.Port = 1, "10.1.2.3", 9092
+	sf.NodeEndpoints = append(sf.NodeEndpoints, ne)
+	out, err = reg.Response(nil, 78, 1, sf.AppendTo(nil), fixed{})
+	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) {
+		t.Fatalf("share fetch: %q %v", out, err)
+	}
+	sa := kmsg.NewPtrShareAcknowledgeResponse()
+	sa.SetVersion(1)
+	ae := kmsg.NewShareAcknowledgeResponseNodeEndpoint()
+	ae.NodeID, ae.Host, ae.Port = 1, "10.1.2.3", 9092
+	sa.NodeEndpoints = append(sa.NodeEndpoints, ae)
+	out, err = reg.Response(nil, 79, 1, sa.AppendTo(nil), fixed{})
+	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) {
+		t.Fatalf("share ack: %q %v", out, err)
+	}
 }

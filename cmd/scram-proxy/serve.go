@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,10 +109,12 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	if err != nil {
 		return err
 	}
-	addrMap, err := upstream.NewFixedAddr(cfg.AdvertisedAddress())
+	dir := upstream.NewDirectory()
+	routes, err := buildRoutes(cfg, dir)
 	if err != nil {
 		return err
 	}
+	dialer.Dir, dialer.Local = dir, routes.Mode == upstream.ModeSidecar
 	probe := upstream.NewVersionProbe(dialer, 0, nil)
 	tokens, err := buildTokens(cfg, db, log)
 	if err != nil {
@@ -142,7 +145,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		Mechanisms:      mechs,
 		Upstream:        dialer,
 		Versions:        probe,
-		AddrMap:         addrMap,
+		AddrMap:         routes,
 		Logger:          log,
 		FailedAuthDelay: cfg.SASL.FailedAuthDelay,
 		AuthTimeout:     cfg.SASL.AuthTimeout,
@@ -160,9 +163,30 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 			return err
 		}
 	}
+	if routes.Mode == upstream.ModeSNI {
+		opts.RouteSNI = routes.NodeForSNI
+	}
 	srv, err := proxy.New(opts)
 	if err != nil {
 		return err
+	}
+	if routes.Mode != upstream.ModeSidecar {
+		// The other modes dial brokers by node id: keep the directory
+		// complete even when no client asks for metadata.
+		mp := &upstream.MetadataProbe{Dial: dialer, Dir: dir, Interval: 10 * time.Second,
+			OnError: func(err error) { log.Warn("upstream metadata probe failed", zap.Error(err)) }}
+		go mp.Run(ctx)
+	}
+	if routes.Mode == upstream.ModePortPerBroker {
+		host, _, _ := net.SplitHostPort(cfg.Listener.Address)
+		go srv.ServeBrokers(ctx, dir, func(node int32) (net.Listener, error) {
+			addr, err := routes.AddrFor(node)
+			if err != nil {
+				return nil, err
+			}
+			_, port, _ := net.SplitHostPort(addr)
+			return net.Listen("tcp", net.JoinHostPort(host, port))
+		}, 10*time.Second)
 	}
 	ln, err := net.Listen("tcp", cfg.Listener.Address)
 	if err != nil {
@@ -205,6 +229,36 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// buildRoutes turns the routing settings into the address map.
+func buildRoutes(cfg config.Config, dir *upstream.Directory) (*upstream.Routes, error) {
+	r := cfg.Routing
+	routes := &upstream.Routes{Mode: upstream.Mode(r.Mode), Dir: dir, Template: r.AdvertisedAddressTemplate,
+		Brokers: map[int32]string{}, Host: r.AdvertisedHost, PortBase: r.BrokerPortBase, Ports: map[int32]int{},
+		SNIPattern: r.SNIHostPattern}
+	if routes.Mode == upstream.ModeSidecar && routes.Template == "" && len(r.Brokers) == 0 {
+		routes.Template = cfg.AdvertisedAddress() // one broker behind the proxy
+	}
+	for k, v := range r.Brokers {
+		n, err := strconv.ParseInt(k, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("routing.brokers: %w", err)
+		}
+		routes.Brokers[int32(n)] = v
+	}
+	for k, v := range r.BrokerPorts {
+		n, err := strconv.ParseInt(k, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("routing.broker_ports: %w", err)
+		}
+		routes.Ports[int32(n)] = v
+	}
+	if routes.Mode == upstream.ModeSNI {
+		_, port, _ := net.SplitHostPort(cfg.AdvertisedAddress())
+		routes.SNIPort, _ = strconv.Atoi(port)
+	}
+	return routes, nil
 }
 
 // buildTokens builds the delegation-token manager over the state store. With

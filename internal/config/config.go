@@ -12,10 +12,32 @@ type Config struct {
 	SASL        SASL        `mapstructure:"sasl"`
 	Credentials Credentials `mapstructure:"credentials"`
 	Upstream    Upstream    `mapstructure:"upstream"`
+	Routing     Routing     `mapstructure:"routing"`
 	Tokens      Tokens      `mapstructure:"delegation_tokens"`
 	Authz       Authz       `mapstructure:"authorization"`
 	State       State       `mapstructure:"state"`
 	Log         Log         `mapstructure:"log"`
+}
+
+// Routing says how clients reach each upstream broker through the proxy.
+type Routing struct {
+	// Mode: sidecar (one proxy per broker, forwarding to its local broker),
+	// port-per-broker (one listener per broker), or sni (one TLS port, the
+	// server name picks the broker).
+	Mode string `mapstructure:"mode"`
+	// Sidecar: node N is advertised as AdvertisedAddressTemplate with
+	// "{id}" replaced, unless Brokers maps N ("N": "host:port"); with
+	// neither, every node gets listener.advertised_address.
+	AdvertisedAddressTemplate string            `mapstructure:"advertised_address_template"`
+	Brokers                   map[string]string `mapstructure:"brokers"`
+	// Port-per-broker: node N listens on BrokerPortBase+N, or
+	// BrokerPorts["N"], and is advertised at AdvertisedHost.
+	BrokerPortBase int            `mapstructure:"broker_port_base"`
+	BrokerPorts    map[string]int `mapstructure:"broker_ports"`
+	AdvertisedHost string         `mapstructure:"advertised_host"`
+	// SNI: server names matching this pattern ("b{id}.kafka.example.com")
+	// reach node {id} and are what gets advertised; others bootstrap.
+	SNIHostPattern string `mapstructure:"sni_host_pattern"`
 }
 
 // Tokens configures delegation tokens (Kafka's delegation.token.*). Set one
@@ -117,6 +139,7 @@ func Defaults() Config {
 		},
 		Credentials: Credentials{ReloadInterval: time.Second},
 		Upstream:    Upstream{DialTimeout: 10 * time.Second},
+		Routing:     Routing{Mode: "sidecar"},
 		Tokens: Tokens{
 			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms

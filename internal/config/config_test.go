@@ -32,6 +32,8 @@ func TestFullExampleLoads(t *testing.T) {
 	want.Credentials.File = "/etc/scram-proxy/users.yaml"
 	want.Upstream.BootstrapServers = []string{"127.0.0.1:9092"}
 	want.Authz.SuperUsers = []string{}
+	want.Routing.Brokers = map[string]string{}
+	want.Routing.BrokerPorts = map[string]int{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
 	}

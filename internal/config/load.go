@@ -67,6 +67,12 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Duration(k.name, def.GetDuration(k.name), usage)
 		case reflect.Slice:
 			fs.StringSlice(k.name, def.GetStringSlice(k.name), usage)
+		case reflect.Map:
+			if k.typ.Elem().Kind() == reflect.Int {
+				fs.StringToInt(k.name, nil, usage+"; N=port,...")
+			} else {
+				fs.StringToString(k.name, nil, usage+"; N=host:port,...")
+			}
 		default:
 			fs.String(k.name, def.GetString(k.name), usage)
 		}
@@ -140,18 +146,24 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 
 	for name, k := range known {
 		if f := fs.Lookup(name); f != nil && f.Changed {
-			if k.typ.Kind() == reflect.Slice {
+			switch k.typ.Kind() {
+			case reflect.Slice:
 				s, _ := fs.GetStringSlice(name)
 				v.Set(name, s)
-			} else {
+			case reflect.Map:
+				v.Set(name, splitMap(strings.Trim(f.Value.String(), "[]")))
+			default:
 				v.Set(name, f.Value.String())
 			}
 			continue
 		}
 		if val, ok := env[envName(name)]; ok {
-			if k.typ.Kind() == reflect.Slice {
+			switch k.typ.Kind() {
+			case reflect.Slice:
 				v.Set(name, splitList(val))
-			} else {
+			case reflect.Map:
+				v.Set(name, splitMap(val))
+			default:
 				v.Set(name, val)
 			}
 		}
@@ -169,6 +181,16 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
+}
+
+// splitMap parses "k=v,k=v" (flags and environment variables for maps).
+func splitMap(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range splitList(s) {
+		k, val, _ := strings.Cut(kv, "=")
+		out[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	return out
 }
 
 func splitList(s string) []string {
@@ -218,6 +240,9 @@ func checkFileKeys(data []byte, known map[string]key) error {
 				}
 				walk(vn, name+".")
 			case known[name].name != "":
+				if known[name].typ.Kind() == reflect.Map && vn.Kind != yaml.MappingNode && vn.Tag != "!!null" {
+					errs = append(errs, fmt.Errorf("%s (line %d): must be a mapping of node id to value", name, kn.Line))
+				}
 			default:
 				errs = append(errs, fmt.Errorf("%s (line %d): unknown configuration key", name, kn.Line))
 			}

@@ -106,6 +106,50 @@ func (c Config) Validate() error {
 		}
 	}
 
+	r := c.Routing
+	nodeKey := func(key, k string) {
+		if n, err := strconv.ParseUint(k, 10, 31); err != nil || strconv.FormatUint(n, 10) != k {
+			bad(key, "%q is not a broker node id", k)
+		}
+	}
+	for k, v := range r.Brokers {
+		nodeKey("routing.brokers", k)
+		if err := checkHostPort(v, false); err != nil {
+			bad("routing.brokers", "node %s: %v", k, err)
+		}
+	}
+	for k, v := range r.BrokerPorts {
+		nodeKey("routing.broker_ports", k)
+		if v < 1 || v > 65535 {
+			bad("routing.broker_ports", "node %s: port %d outside 1..65535", k, v)
+		}
+	}
+	switch r.Mode {
+	case "sidecar":
+		if t := r.AdvertisedAddressTemplate; t != "" && !strings.Contains(t, "{id}") {
+			bad("routing.advertised_address_template", "%q has no {id}", t)
+		}
+	case "port-per-broker":
+		if r.AdvertisedHost == "" {
+			bad("routing.advertised_host", "required when routing.mode is port-per-broker")
+		}
+		if r.BrokerPortBase <= 0 && len(r.BrokerPorts) == 0 {
+			bad("routing.broker_port_base", "required (or routing.broker_ports) when routing.mode is port-per-broker")
+		}
+		if r.BrokerPortBase < 0 || r.BrokerPortBase > 65535 {
+			bad("routing.broker_port_base", "%d outside 1..65535", r.BrokerPortBase)
+		}
+	case "sni":
+		if !strings.Contains(r.SNIHostPattern, "{id}") {
+			bad("routing.sni_host_pattern", "required with {id} when routing.mode is sni")
+		}
+		if !c.Listener.TLS.Enabled {
+			bad("routing.mode", "sni needs listener.tls.enabled")
+		}
+	default:
+		bad("routing.mode", "must be sidecar, port-per-broker or sni, not %q", r.Mode)
+	}
+
 	keys := 0
 	for _, k := range []string{c.Tokens.MasterKey, c.Tokens.SecretKey, c.Tokens.MasterKeyFile} {
 		if k != "" {

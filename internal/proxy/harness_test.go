@@ -71,10 +71,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	am, err := upstream.NewFixedAddr(advertised)
-	if err != nil {
-		t.Fatal(err)
-	}
+	am := &upstream.Routes{Mode: upstream.ModeSidecar, Template: advertised}
 	o := Options{
 		Auth:            sasl.NewAuthenticator(sasl.Options{Users: testUsers(t), PhantomKey: []byte("test-phantom-key")}),
 		Mechanisms:      []sasl.Mechanism{sasl.ScramSHA512, sasl.ScramSHA256},

@@ -14,10 +14,11 @@ import (
 )
 
 // UpstreamDialer opens the upstream connection of one authenticated client
-// session. principal is "User:<name>", for identity mapping. Implementations
-// must be safe for concurrent use and must honour ctx.
+// session: to broker node, or to any bootstrap broker when node is -1.
+// principal is "User:<name>", for identity mapping. Implementations must be
+// safe for concurrent use and must honour ctx.
 type UpstreamDialer interface {
-	Dial(ctx context.Context, principal string) (net.Conn, error)
+	Dial(ctx context.Context, principal string, node int32) (net.Conn, error)
 }
 
 // LocalHandler answers an API the proxy implements itself on authenticated
@@ -71,6 +72,10 @@ type Options struct {
 	// MaxInFlight bounds pipelined requests per connection awaiting
 	// responses; the client is back-pressured beyond it. Default 256.
 	MaxInFlight int
+	// RouteSNI, when set, picks a connection's broker from its TLS server
+	// name (routing.mode sni); names it does not match take the listener's
+	// own route.
+	RouteSNI func(serverName string) (node int32, ok bool)
 	// Local lists the APIs the proxy answers itself.
 	Local []LocalAPI
 	// ListenerName labels logs and metrics.

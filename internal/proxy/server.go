@@ -98,6 +98,12 @@ var ErrServerClosed = errors.New("proxy: server closed")
 // listener's backlog, not the proxy's memory, absorbs the excess. Accept
 // errors back off exponentially (5 ms to 1 s) and never end the listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeNode(ctx, ln, -1)
+}
+
+// ServeNode is Serve for a listener whose connections all reach broker node
+// (port-per-broker routing); -1 is the bootstrap route.
+func (s *Server) ServeNode(ctx context.Context, ln net.Listener, node int32) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -143,11 +149,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		go s.runSession(conn, log)
+		go s.runSession(conn, log, node)
 	}
 }
 
-func (s *Server) runSession(conn net.Conn, log *zap.Logger) {
+func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
 	defer s.wg.Done()
 	defer func() { <-s.sem }()
 	id := s.nextID.Add(1)
@@ -160,6 +166,7 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger) {
 		start: s.opts.Now(),
 		log:   log.With(zap.Uint64(logConnID, id), zap.String(logRemote, conn.RemoteAddr().String())),
 		ctx:   s.connCtx,
+		node:  node,
 	}
 	sess.run(s.connCtx, s.drainCtx)
 }

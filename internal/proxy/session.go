@@ -40,6 +40,7 @@ type session struct {
 	log   *zap.Logger
 	start time.Time
 	ctx   context.Context // ends when the server stops hard
+	node  int32           // the upstream broker this connection reaches; -1: bootstrap
 
 	state     state
 	mech      sasl.Mechanism
@@ -103,6 +104,11 @@ func (s *session) serve(ctx, drain context.Context) closeReason {
 			}
 			return reasonTLSHandshake
 		}
+		if o.RouteSNI != nil {
+			if n, ok := o.RouteSNI(tc.ConnectionState().ServerName); ok {
+				s.node = n
+			}
+		}
 	}
 
 	if reason, ok := s.authenticate(ctx); !ok {
@@ -115,10 +121,10 @@ func (s *session) serve(ctx, drain context.Context) closeReason {
 		return reasonIOError
 	}
 
-	up, err := o.Upstream.Dial(ctx, s.principal)
+	up, err := o.Upstream.Dial(ctx, s.principal, s.node)
 	if err != nil {
 		o.Metrics.UpstreamDialFailed()
-		s.log.Warn("upstream dial failed", zap.Error(err))
+		s.log.Warn("upstream dial failed", zap.Int32("node", s.node), zap.Error(err))
 		return reasonUpstreamDial
 	}
 	defer up.Close()

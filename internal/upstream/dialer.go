@@ -8,12 +8,17 @@ import (
 	"time"
 )
 
-// Dialer opens plaintext TCP connections to the upstream bootstrap servers,
-// trying them in order. It is safe for concurrent use.
+// Dialer opens plaintext TCP connections upstream: to a given broker by
+// node id through the Directory, or to the bootstrap servers in order. It is
+// safe for concurrent use.
 type Dialer struct {
 	addrs   []string
 	timeout time.Duration
 	dialer  net.Dialer
+	// Dir resolves node ids; nil, or Local, sends every connection to the
+	// bootstrap servers (the sidecar's local broker).
+	Dir   *Directory
+	Local bool
 }
 
 // NewDialer returns a Dialer for addrs (host:port each). timeout bounds each
@@ -29,9 +34,17 @@ func NewDialer(addrs []string, timeout time.Duration) (*Dialer, error) {
 		dialer: net.Dialer{KeepAlive: 30 * time.Second}}, nil
 }
 
-// Dial connects to the first reachable bootstrap server. principal is the
-// client's authenticated principal; plaintext upstreams do not use it.
-func (d *Dialer) Dial(ctx context.Context, principal string) (net.Conn, error) {
+// Dial connects to broker node, or with node -1 to the first reachable
+// bootstrap server. principal is the client's authenticated principal;
+// plaintext upstreams do not use it.
+func (d *Dialer) Dial(ctx context.Context, principal string, node int32) (net.Conn, error) {
+	if node >= 0 && d.Dir != nil && !d.Local {
+		addr, ok := d.Dir.Addr(node)
+		if !ok {
+			return nil, fmt.Errorf("dial upstream: node %d is not known (yet)", node)
+		}
+		return d.dialOne(ctx, addr)
+	}
 	var errs []error
 	for _, addr := range d.addrs {
 		c, err := d.dialOne(ctx, addr)

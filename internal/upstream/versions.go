@@ -12,11 +12,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
 )
 
-// ConnDialer opens one upstream connection; *Dialer satisfies it.
+// ConnDialer opens one upstream connection (node -1: any bootstrap
+// server); *Dialer satisfies it.
 type ConnDialer interface {
-	Dial(ctx context.Context, principal string) (net.Conn, error)
+	Dial(ctx context.Context, principal string, node int32) (net.Conn, error)
 }
 
 // VersionProbe learns the upstream's ApiVersions over a connection of its
@@ -97,7 +100,7 @@ func (p *VersionProbe) run(call *probeCall) {
 // probe sends ApiVersions at kmsg's highest version and, on
 // UNSUPPORTED_VERSION, retries at the highest version the broker names.
 func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
-	conn, err := p.dial.Dial(ctx, "")
+	conn, err := p.dial.Dial(ctx, "", -1)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +138,7 @@ func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, er
 	return nil, errors.New("probe upstream api versions: no version accepted")
 }
 
-// roundTrip writes req as a client would and reads its response. ApiVersions
-// responses always use response header v0.
+// roundTrip writes req as a client would and reads its response.
 func roundTrip(conn net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
 	var f kmsg.RequestFormatter
 	if _, err := conn.Write(f.AppendRequest(nil, req, corr)); err != nil {
@@ -158,7 +160,11 @@ func roundTrip(conn net.Conn, corr int32, req kmsg.Request) (kmsg.Response, erro
 		return nil, fmt.Errorf("correlation id %d, want %d", got, corr)
 	}
 	resp := req.ResponseKind()
-	body := buf[4:]
+	hl, err := protocol.ResponseHeaderLen(buf, req.Key(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	body := buf[hl:]
 	if len(body) >= 2 && int16(binary.BigEndian.Uint16(body)) == kerr.UnsupportedVersion.Code {
 		resp.SetVersion(0) // KIP-511: the error answer has a v0 body
 	}

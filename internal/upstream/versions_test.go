@@ -17,12 +17,12 @@ type countingDialer struct {
 	fail  atomic.Bool
 }
 
-func (c *countingDialer) Dial(ctx context.Context, p string) (net.Conn, error) {
+func (c *countingDialer) Dial(ctx context.Context, p string, node int32) (net.Conn, error) {
 	c.calls.Add(1)
 	if c.fail.Load() {
 		return nil, errors.New("upstream down")
 	}
-	return c.d.Dial(ctx, p)
+	return c.d.Dial(ctx, p, node)
 }
 
 func TestVersionProbeCachesAndServesStaleWhileRefreshing(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,12 +32,20 @@ func (r *recorder) dialer(cfg *tls.Config) func(ctx context.Context, network, ho
 		}
 		r.dialed[host]++
 		r.mu.Unlock()
+		// Names under .kafka.test (SNI routing tests) resolve to loopback;
+		// the TLS server name stays the name the proxy advertised.
+		name, port, _ := net.SplitHostPort(host)
+		addr := host
+		if strings.HasSuffix(name, ".kafka.test") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
 		var d net.Dialer
-		raw, err := d.DialContext(ctx, network, host)
+		raw, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		c := cfg.Clone()
+		c.ServerName = name
 		tc := tls.Client(raw, c)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
@@ -61,17 +70,30 @@ func (c *recordingConn) Read(b []byte) (int, error) {
 
 func (r *recorder) check(t *testing.T, e *proxyEnv) {
 	t.Helper()
+	r.checkAgainst(t, []string{e.Upstream}, []string{e.Addr})
+}
+
+// checkAgainst fails if any response carried one of the upstream endpoints,
+// or the client dialed anything but the allowed proxy addresses.
+func (r *recorder) checkAgainst(t *testing.T, upstreams, allowed []string) {
+	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.read.Len() == 0 {
 		t.Fatal("recorder saw no response bytes")
 	}
-	if bytes.Contains(r.read.Bytes(), e.upstreamEndpoint(t)) {
-		t.Errorf("a response carried the upstream endpoint %s", e.Upstream)
+	for _, u := range upstreams {
+		if bytes.Contains(r.read.Bytes(), endpointPattern(t, u)) {
+			t.Errorf("a response carried the upstream endpoint %s", u)
+		}
+	}
+	ok := map[string]bool{}
+	for _, a := range allowed {
+		ok[a] = true
 	}
 	for host := range r.dialed {
-		if host != e.Addr {
-			t.Errorf("client dialed %s, not the proxy %s", host, e.Addr)
+		if !ok[host] {
+			t.Errorf("client dialed %s, not one of the proxy addresses %v", host, allowed)
 		}
 	}
 }
@@ -80,12 +102,19 @@ func (r *recorder) check(t *testing.T, e *proxyEnv) {
 // consumer group, returning how many distinct produced values came back.
 func produceConsume(t *testing.T, e *proxyEnv, mech sasl.Mechanism, topic string, n int, rec *recorder) {
 	t.Helper()
+	produceConsumeVia(t, e.Addr, e.clientTLS(t), mech, topic, n, 3, rec)
+}
+
+// produceConsumeVia produces n records round-robin over wantPartitions
+// partitions through seed and reads them back in a consumer group.
+func produceConsumeVia(t *testing.T, seed string, tlsCfg *tls.Config, mech sasl.Mechanism, topic string, n, wantPartitions int, rec *recorder) {
+	t.Helper()
 	ctx := ctxT(t, 60*time.Second)
 	base := []kgo.Opt{
-		kgo.SeedBrokers(e.Addr),
+		kgo.SeedBrokers(seed),
 		kgo.SASL(mech),
-		kgo.Dialer(rec.dialer(e.clientTLS(t))),
-		kgo.RequestRetries(3),
+		kgo.Dialer(rec.dialer(tlsCfg)),
+		kgo.RequestRetries(10),
 	}
 	prod, err := kgo.NewClient(append(base, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))...)
 	if err != nil {
@@ -106,8 +135,8 @@ func produceConsume(t *testing.T, e *proxyEnv, mech sasl.Mechanism, topic string
 	for _, r := range records {
 		partitions[r.Partition] = true
 	}
-	if len(partitions) != 3 {
-		t.Fatalf("records landed on %d partitions, want 3", len(partitions))
+	if len(partitions) != wantPartitions {
+		t.Fatalf("records landed on %d partitions, want %d", len(partitions), wantPartitions)
 	}
 
 	cons, err := kgo.NewClient(append(base, kgo.ConsumerGroup("g-"+topic), kgo.ConsumeTopics(topic),

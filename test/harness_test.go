@@ -344,8 +344,10 @@ func (e *proxyEnv) clientTLS(t *testing.T) *tls.Config {
 // upstreamEndpoint is the byte pattern of the upstream's host followed by
 // its port as an int32: how a broker endpoint looks inside any response
 // (STRING or COMPACT_STRING host, then INT32 port).
-func (e *proxyEnv) upstreamEndpoint(t *testing.T) []byte {
-	host, p, err := net.SplitHostPort(e.Upstream)
+func (e *proxyEnv) upstreamEndpoint(t *testing.T) []byte { return endpointPattern(t, e.Upstream) }
+
+func endpointPattern(t *testing.T, hostport string) []byte {
+	host, p, err := net.SplitHostPort(hostport)
 	if err != nil {
 		t.Fatal(err)
 	}

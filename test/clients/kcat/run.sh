@@ -16,10 +16,16 @@ printf '%s\n' "$values" | timeout "$budget" kcat "${common[@]}" -P -t "$KAFKA_TO
 produced=$count
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-# Balanced consumer group mode; -c exits after that many messages.
+errs=$(mktemp)
+trap 'rm -f "$out" "$errs"' EXIT
+# Balanced consumer group mode; -c exits after that many messages (of any
+# value: the topic must hold only this driver's records).
 timeout "$budget" kcat "${common[@]}" -G "$KAFKA_GROUP" -X auto.offset.reset=earliest \
-  -X enable.auto.commit=true -c "$count" -f '%s\n' "$KAFKA_TOPIC" >"$out" 2>/dev/null || true
+  -X enable.auto.commit=true -c "$count" -f '%s\n' "$KAFKA_TOPIC" >"$out" 2>"$errs" || true
 consumed=$(sort -u "$out" | grep -c "^kcat-$KAFKA_TOPIC-" || true)
 echo "RESULT produced=$produced consumed=$consumed"
+if [ "$consumed" -ne "$count" ]; then
+  echo "kcat consumer stderr:" >&2
+  tail -20 "$errs" >&2
+fi
 [ "$produced" -eq "$count" ] && [ "$consumed" -eq "$count" ]

@@ -1,0 +1,193 @@
+package test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+)
+
+// cluster3 is a three-broker kfake cluster (node ids 0, 1, 2) with a
+// 6-partition topic whose leaders span every broker.
+type cluster3 struct {
+	c     *kfake.Cluster
+	watch *upstreamWatch
+	dir   string
+	ca    *tlsutil.DevCA
+	files [3]string // ca, cert, key
+	users string
+}
+
+func startCluster3(t *testing.T, topic string) *cluster3 {
+	t.Helper()
+	watch := &upstreamWatch{}
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, topic),
+		kfake.ListenFn(func(n, _ string) (net.Listener, error) {
+			ln, err := net.Listen(n, "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			return watchListener{ln, watch}, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	leaders := map[int32]bool{}
+	for p := int32(0); p < 6; p++ {
+		if err := c.MoveTopicPartition(topic, p, p%3); err != nil {
+			t.Fatal(err)
+		}
+		leaders[c.LeaderFor(topic, p)] = true
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("partition leaders on %d brokers, want 3", len(leaders))
+	}
+	dir := t.TempDir()
+	ca, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1", "*.kafka.test"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &cluster3{c: c, watch: watch, dir: dir, ca: ca, users: filepath.Join(dir, "users.yaml")}
+	cl.files[0], cl.files[1], cl.files[2], err = ca.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeUsersFile(t, cl.users)
+	return cl
+}
+
+// launch runs one proxy process listening on port with the routing YAML.
+func (cl *cluster3) launch(t *testing.T, name string, port int, bootstrap, routing string) *proxyEnv {
+	t.Helper()
+	cfg := fmt.Sprintf(`listener:
+  address: 127.0.0.1:%d
+  advertised_address: localhost:%d
+  tls: {enabled: true, cert_file: %s, key_file: %s}
+sasl:
+  mechanisms: [SCRAM-SHA-512]
+credentials:
+  file: %s
+upstream:
+  bootstrap_servers: [%s]
+log:
+  level: debug
+%s`, port, port, cl.files[1], cl.files[2], cl.users, bootstrap, routing)
+	cfgFile := filepath.Join(cl.dir, name+".yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: cl.files[0], CAPEM: cl.ca.CAPEM,
+		Upstream: bootstrap, Cluster: cl.c, Watch: cl.watch, logs: &syncBuffer{}, configDir: cl.dir,
+		cfgFile: cfgFile, port: port}
+	e.start(t)
+	t.Cleanup(func() { e.stop(t) })
+	return e
+}
+
+func (cl *cluster3) upstreams() []string { return cl.c.ListenAddrs() }
+
+// exercise produces to all six partitions and consumes them in a group,
+// moves a partition's leader and produces again, and checks nothing upstream
+// leaked and only the allowed addresses were dialed.
+func (cl *cluster3) exercise(t *testing.T, seed string, allowed []string, topic string) {
+	t.Helper()
+	tlsCfg, err := tlsutil.ClientConfig(cl.ca.CAPEM, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	produceConsumeVia(t, seed, tlsCfg, scramAuth("alice"), topic, 60, 6, rec)
+	// Leader move: partition 0 goes to another broker; clients follow.
+	from := cl.c.LeaderFor(topic, 0)
+	if err := cl.c.MoveTopicPartition(topic, 0, (from+1)%3); err != nil {
+		t.Fatal(err)
+	}
+	produceConsumeVia(t, seed, tlsCfg, scramAuth("bob"), topic, 30, 6, rec)
+	rec.checkAgainst(t, cl.upstreams(), allowed)
+}
+
+func kcatThrough(t *testing.T, cl *cluster3, seed, topic string) {
+	t.Helper()
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatal("kcat not installed (run scripts/install-test-deps.sh)")
+	}
+	// kcat's -c counts every record it reads, so it gets a topic of its own.
+	own := topic + "-kcat"
+	if err := cl.c.CreateTopic(own, 6, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := &proxyEnv{Addr: seed, CAFile: cl.files[0]}
+	runDriver(t, e, driver{name: "kcat", cmd: []string{"bash", "run.sh"}, dir: "kcat"}, "SCRAM-SHA-512", "alice", own, 30)
+}
+
+func TestRoutingSidecar(t *testing.T) {
+	cl := startCluster3(t, "side")
+	ups := cl.upstreams()
+	var ports [3]int
+	var brokers []string
+	for i := range ports {
+		ports[i] = freePort(t)
+		brokers = append(brokers, fmt.Sprintf("%q: localhost:%d", strconv.Itoa(i), ports[i]))
+	}
+	routing := "routing:\n  mode: sidecar\n  brokers: {" + strings.Join(brokers, ", ") + "}\n"
+	var allowed []string
+	for i := range ports {
+		// Each proxy forwards only to its own broker.
+		cl.launch(t, "side"+strconv.Itoa(i), ports[i], ups[i], routing)
+		allowed = append(allowed, "localhost:"+strconv.Itoa(ports[i]))
+	}
+	cl.exercise(t, allowed[0], allowed, "side")
+	kcatThrough(t, cl, allowed[1], "side")
+}
+
+func TestRoutingPortPerBroker(t *testing.T) {
+	cl := startCluster3(t, "ppb")
+	port := freePort(t)
+	base := freePort(t) + 100
+	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
+	e := cl.launch(t, "ppb", port, cl.upstreams()[0], routing)
+	allowed := []string{e.Addr}
+	for i := 0; i < 4; i++ {
+		allowed = append(allowed, "localhost:"+strconv.Itoa(base+i))
+	}
+	cl.exercise(t, e.Addr, allowed, "ppb")
+	kcatThrough(t, cl, e.Addr, "ppb")
+
+	// A broker added later becomes reachable through its own port.
+	node, _, err := cl.c.AddNode(3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.c.MoveTopicPartition("ppb", 1, node); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, _ := tlsutil.ClientConfig(cl.ca.CAPEM, "")
+	rec := &recorder{}
+	produceConsumeVia(t, e.Addr, tlsCfg, scramAuth("alice"), "ppb", 30, 6, rec)
+	rec.checkAgainst(t, cl.c.ListenAddrs(), allowed)
+	if !strings.Contains(e.logs.String(), `"msg":"broker listener open","listener":"client","node":3`) {
+		t.Fatal("no listener opened for the added broker")
+	}
+}
+
+func TestRoutingSNI(t *testing.T) {
+	cl := startCluster3(t, "sni")
+	port := freePort(t)
+	routing := "routing:\n  mode: sni\n  sni_host_pattern: b{id}.kafka.test\n"
+	e := cl.launch(t, "sni", port, cl.upstreams()[0], routing)
+	allowed := []string{e.Addr}
+	for i := 0; i < 3; i++ {
+		allowed = append(allowed, fmt.Sprintf("b%d.kafka.test:%d", i, port))
+	}
+	cl.exercise(t, e.Addr, allowed, "sni")
+}

@@ -285,8 +285,15 @@ func (s *session) relayStreamed(up net.Conn, size [4]byte, n int, p pending) err
 	return nil
 }
 
+// relayRewritten holds a response whole, decodes it and rewrites its broker
+// endpoints. Responses that carry none (most Produce and Fetch answers) go
+// out as they came, without re-encoding.
 func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) error {
-	frame := make([]byte, n)
+	bufp := s.srv.frames.get(4 + n)
+	defer s.srv.frames.put(bufp)
+	buf := *bufp
+	copy(buf, size[:])
+	frame := buf[4:]
 	if _, err := io.ReadFull(up, frame); err != nil {
 		return &PeerError{Side: SideUpstream, Op: "read", Err: err}
 	}
@@ -297,15 +304,23 @@ func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) er
 	if err != nil {
 		return err
 	}
-	out := make([]byte, 4, n+64)
-	out = append(out, frame[:hlen]...)
 	if p.key == protocol.KeyApiVersions {
-		out, err = s.clampApiVersions(out, p.version, frame[hlen:])
-	} else {
-		out, err = s.srv.opts.Registry.Response(out, p.key, p.version, frame[hlen:], s.srv.opts.AddrMap)
+		out := append(make([]byte, 4, n+64), frame[:hlen]...)
+		if out, err = s.clampApiVersions(out, p.version, frame[hlen:]); err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+		return s.write(out)
 	}
+	outp := s.srv.frames.get(n + 4 + 256)
+	defer s.srv.frames.put(outp)
+	out := append((*outp)[:4], frame[:hlen]...)
+	out, changed, err := s.srv.opts.Registry.Response(out, p.key, p.version, frame[hlen:], s.srv.opts.AddrMap)
 	if err != nil {
 		return err
+	}
+	if !changed {
+		return s.write(buf[:4+n])
 	}
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	return s.write(out)

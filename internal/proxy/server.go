@@ -25,6 +25,7 @@ type Server struct {
 	backoff        *backoff
 	mechanismNames []string
 	chunks         sync.Pool // *[]byte of chunkSize+4
+	frames         bufPool   // whole frames held for rewriting
 
 	sem    chan struct{} // one slot per open connection
 	wg     sync.WaitGroup

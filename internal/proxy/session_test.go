@@ -28,11 +28,11 @@ func TestApiVersionsBeforeAuth(t *testing.T) {
 	if resp.ErrorCode != 0 || keys[17] != [2]int16{0, 1} || keys[36] != [2]int16{0, 2} {
 		t.Fatalf("error %d, handshake %v, authenticate %v", resp.ErrorCode, keys[17], keys[36])
 	}
-	if keys[1][1] > 15 {
-		t.Fatalf("Fetch not clamped below its node-endpoint version: %v", keys[1])
+	if keys[0][1] < 10 || keys[1][1] < 16 {
+		t.Fatalf("Produce and Fetch are rewritten, so their KIP-951 versions should be advertised: %v %v", keys[0], keys[1])
 	}
-	if keys[0][1] < 10 {
-		t.Fatalf("Produce is rewritten, so v10+ should be advertised: %v", keys[0])
+	if _, ok := keys[52]; ok {
+		t.Fatal("Vote (controller-only) advertised")
 	}
 	if r, ok := keys[55]; ok && r[1] > 1 {
 		t.Fatalf("DescribeQuorum advertised at v%d (v2 lists controller endpoints)", r[1])
@@ -364,9 +364,8 @@ func TestUnadvertisedVersionClosesAfterAuth(t *testing.T) {
 	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
-	f := kmsg.NewPtrFetchRequest()
-	f.SetVersion(16) // carries KIP-951 node endpoints; not advertised
-	w.send(f)
+	v := kmsg.NewPtrVoteRequest() // controller-only: never advertised
+	w.send(v)
 	if b, _ := w.expectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}

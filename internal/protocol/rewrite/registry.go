@@ -17,8 +17,14 @@ type AddrMap interface {
 // host or port field.
 type Handling struct {
 	// Rewrite, when set, rewrites the decoded response in place for every
-	// version up to kmsg's maximum.
-	Rewrite func(resp kmsg.Response, m AddrMap) error
+	// version from FromVersion up to kmsg's maximum, reporting whether it
+	// changed anything.
+	Rewrite func(resp kmsg.Response, m AddrMap) (bool, error)
+	// FromVersion is the first version to decode. Node endpoints travel in
+	// tagged fields, which any flexible version may carry (an upstream may
+	// send KIP-951's tag before the version that defines it), so APIs
+	// whose endpoints are tags are decoded from their first flexible one.
+	FromVersion int16
 	// MaxVersion caps the advertised version range when Rewrite is nil:
 	// versions above it carry endpoints. -1 drops the API entirely.
 	MaxVersion int16
@@ -33,18 +39,17 @@ type Handling struct {
 type Registry map[int16]Handling
 
 // Default returns the proxy's handling: every response that names brokers
-// (Metadata, FindCoordinator, DescribeCluster, Produce, ShareFetch,
-// ShareAcknowledge) rewritten per node; Fetch clamped below its KIP-951
-// version; controller-only APIs dropped.
+// (Metadata, FindCoordinator, DescribeCluster, Produce, Fetch, ShareFetch,
+// ShareAcknowledge) rewritten per node; DescribeQuorum clamped;
+// controller-only APIs dropped.
 func Default() Registry {
 	drop := Handling{MaxVersion: -1}
 	return Registry{
-		0: {Rewrite: produce}, // v10+ NodeEndpoints tag (KIP-951)
-		// Fetch v16+ carries NodeEndpoints too, but rewriting means
-		// buffering whole fetch responses (up to fetch.max.bytes, 50 MiB)
-		// instead of streaming them; KIP-951 is only a shortcut past a
-		// metadata refresh, so those versions are not advertised.
-		1:  {MaxVersion: 15},
+		// Produce and Fetch: the KIP-951 NodeEndpoints tag (defined from v10
+		// and v16), decoded from their first flexible versions (9, 12).
+		// Only responses that carry endpoints are re-encoded.
+		0:  {Rewrite: produce, FromVersion: 9},
+		1:  {Rewrite: fetch, FromVersion: 12},
 		3:  {Rewrite: metadata},
 		10: {Rewrite: findCoordinator},
 		60: {Rewrite: describeCluster},
@@ -60,33 +65,36 @@ func Default() Registry {
 	}
 }
 
-// NeedsRewrite reports whether responses to (key, version) must be decoded
-// and rewritten. Produce responses carry endpoints only from v10.
+// NeedsRewrite reports whether responses to (key, version) must be decoded.
 func (r Registry) NeedsRewrite(key, version int16) bool {
 	h, ok := r[key]
-	if key == 0 && version < 10 {
-		return false
-	}
-	return ok && h.Rewrite != nil
+	return ok && h.Rewrite != nil && version >= h.FromVersion
 }
 
 // Response decodes body (a response body, after its header) as (key,
-// version), rewrites its endpoints and re-encodes it, appending to dst.
-// Unknown tagged fields survive the round trip (kmsg keeps them).
-func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMap) ([]byte, error) {
+// version) and rewrites its endpoints. When nothing needed rewriting it
+// returns changed false and the caller sends body as it was; otherwise the
+// re-encoded body is appended to dst. Unknown tagged fields survive the
+// round trip (kmsg keeps them). body must stay unmodified until the result
+// is written: decoding aliases it.
+func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMap) (out []byte, changed bool, err error) {
 	h, ok := r[key]
 	if !ok || h.Rewrite == nil {
-		return append(dst, body...), nil
+		return dst, false, nil
 	}
 	resp := kmsg.ResponseForKey(key)
 	resp.SetVersion(version)
-	if err := resp.ReadFrom(body); err != nil {
-		return dst, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(key), version, err)
+	if err := resp.(kmsg.UnsafeReadFrom).UnsafeReadFrom(body); err != nil {
+		return dst, false, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(key), version, err)
 	}
-	if err := h.Rewrite(resp, m); err != nil {
-		return dst, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
+	changed, err = h.Rewrite(resp, m)
+	if err != nil {
+		return dst, false, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
 	}
-	return resp.AppendTo(dst), nil
+	if !changed {
+		return dst, false, nil
+	}
+	return resp.AppendTo(dst), true, nil
 }
 
 // advertise replaces one endpoint in place with what the client must see.
@@ -99,24 +107,24 @@ func advertise(m AddrMap, node int32, host *string, port *int32) error {
 	return nil
 }
 
-func metadata(r kmsg.Response, m AddrMap) error {
+func metadata(r kmsg.Response, m AddrMap) (bool, error) {
 	resp := r.(*kmsg.MetadataResponse)
 	for i := range resp.Brokers {
 		b := &resp.Brokers[i]
 		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
-func findCoordinator(r kmsg.Response, m AddrMap) error {
+func findCoordinator(r kmsg.Response, m AddrMap) (bool, error) {
 	resp := r.(*kmsg.FindCoordinatorResponse)
 	// v0-v3 carry one coordinator at the top level; on error Kafka sends
 	// node -1 with an empty host, which must stay as it is.
 	if resp.Version < 4 && resp.NodeID >= 0 {
 		if err := advertise(m, resp.NodeID, &resp.Host, &resp.Port); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for i := range resp.Coordinators {
@@ -125,52 +133,52 @@ func findCoordinator(r kmsg.Response, m AddrMap) error {
 			continue
 		}
 		if err := advertise(m, c.NodeID, &c.Host, &c.Port); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
-func describeCluster(r kmsg.Response, m AddrMap) error {
+func describeCluster(r kmsg.Response, m AddrMap) (bool, error) {
 	resp := r.(*kmsg.DescribeClusterResponse)
 	for i := range resp.Brokers {
 		b := &resp.Brokers[i]
 		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
-func produce(r kmsg.Response, m AddrMap) error {
-	resp := r.(*kmsg.ProduceResponse)
-	for i := range resp.Brokers {
-		b := &resp.Brokers[i]
-		if err := advertise(m, b.NodeID, &b.Host, &b.Port); err != nil {
-			return err
+// nodeEndpoints rewrites a KIP-951 / KIP-932 endpoint list given its
+// length and an accessor; it changes the response only when the list is
+// non-empty, the rare case (a leader moved).
+func nodeEndpoints(n int, at func(int) (int32, *string, *int32), m AddrMap) (bool, error) {
+	for i := 0; i < n; i++ {
+		node, host, port := at(i)
+		if err := advertise(m, node, host, port); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return n > 0, nil
 }
 
-func shareFetch(r kmsg.Response, m AddrMap) error {
-	resp := r.(*kmsg.ShareFetchResponse)
-	for i := range resp.NodeEndpoints {
-		n := &resp.NodeEndpoints[i]
-		if err := advertise(m, n.NodeID, &n.Host, &n.Port); err != nil {
-			return err
-		}
-	}
-	return nil
+func produce(r kmsg.Response, m AddrMap) (bool, error) {
+	b := r.(*kmsg.ProduceResponse).Brokers
+	return nodeEndpoints(len(b), func(i int) (int32, *string, *int32) { return b[i].NodeID, &b[i].Host, &b[i].Port }, m)
 }
 
-func shareAcknowledge(r kmsg.Response, m AddrMap) error {
-	resp := r.(*kmsg.ShareAcknowledgeResponse)
-	for i := range resp.NodeEndpoints {
-		n := &resp.NodeEndpoints[i]
-		if err := advertise(m, n.NodeID, &n.Host, &n.Port); err != nil {
-			return err
-		}
-	}
-	return nil
+func fetch(r kmsg.Response, m AddrMap) (bool, error) {
+	b := r.(*kmsg.FetchResponse).Brokers
+	return nodeEndpoints(len(b), func(i int) (int32, *string, *int32) { return b[i].NodeID, &b[i].Host, &b[i].Port }, m)
+}
+
+func shareFetch(r kmsg.Response, m AddrMap) (bool, error) {
+	e := r.(*kmsg.ShareFetchResponse).NodeEndpoints
+	return nodeEndpoints(len(e), func(i int) (int32, *string, *int32) { return e[i].NodeID, &e[i].Host, &e[i].Port }, m)
+}
+
+func shareAcknowledge(r kmsg.Response, m AddrMap) (bool, error) {
+	e := r.(*kmsg.ShareAcknowledgeResponse).NodeEndpoints
+	return nodeEndpoints(len(e), func(i int) (int32, *string, *int32) { return e[i].NodeID, &e[i].Host, &e[i].Port }, m)
 }

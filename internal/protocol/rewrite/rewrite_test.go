@@ -78,7 +78,7 @@ func TestMetadataRewriteAllVersions(t *testing.T) {
 		topic.Topic = kmsg.StringPtr("t")
 		resp.Topics = append(resp.Topics, topic)
 		body := resp.AppendTo(nil)
-		out, err := reg.Response(nil, 3, v, body, fixed{})
+		out, _, err := reg.Response(nil, 3, v, body, fixed{})
 		if err != nil {
 			t.Fatalf("v%d: %v", v, err)
 		}
@@ -115,7 +115,7 @@ func TestFindCoordinatorRewrite(t *testing.T) {
 			bad.Key, bad.NodeID, bad.ErrorCode = "h", -1, 15
 			resp.Coordinators = append(resp.Coordinators, c, bad)
 		}
-		out, err := reg.Response(nil, 10, v, resp.AppendTo(nil), fixed{})
+		out, _, err := reg.Response(nil, 10, v, resp.AppendTo(nil), fixed{})
 		if err != nil {
 			t.Fatalf("v%d: %v", v, err)
 		}
@@ -126,7 +126,7 @@ func TestFindCoordinatorRewrite(t *testing.T) {
 	// A coordinator error (node -1, empty host) passes through untouched.
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	resp.NodeID, resp.ErrorCode = -1, 15
-	out, err := reg.Response(nil, 10, 0, resp.AppendTo(nil), fixed{})
+	out, _, err := reg.Response(nil, 10, 0, resp.AppendTo(nil), fixed{})
 	if err != nil || bytes.Contains(out, []byte("proxy.example")) {
 		t.Fatalf("error response rewritten: %q %v", out, err)
 	}
@@ -138,15 +138,15 @@ func TestDescribeClusterRewriteAndUnknownNode(t *testing.T) {
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID, b.Host, b.Port = 99, "10.1.2.3", 9092
 	resp.Brokers = append(resp.Brokers, b)
-	if _, err := reg.Response(nil, 60, 0, resp.AppendTo(nil), fixed{}); err == nil {
+	if _, _, err := reg.Response(nil, 60, 0, resp.AppendTo(nil), fixed{}); err == nil {
 		t.Fatal("an unmappable node must fail the rewrite, not leak")
 	}
 	resp.Brokers[0].NodeID = 1
-	out, err := reg.Response(nil, 60, 0, resp.AppendTo(nil), fixed{})
+	out, _, err := reg.Response(nil, 60, 0, resp.AppendTo(nil), fixed{})
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) {
 		t.Fatalf("%q %v", out, err)
 	}
-	if _, err := reg.Response(nil, 60, 0, []byte{1, 2}, fixed{}); err == nil {
+	if _, _, err := reg.Response(nil, 60, 0, []byte{1, 2}, fixed{}); err == nil {
 		t.Fatal("truncated body decoded")
 	}
 }
@@ -171,7 +171,7 @@ func TestClampKeys(t *testing.T) {
 		up(36, 0, 2),  // replaced
 		up(50, 0, 0),  // not owned here: passes through
 	}, []Range{{17, 0, 1}, {36, 0, 2}})
-	want := map[int16][2]int16{0: {3, 12}, 1: {4, 15}, 78: {1, 1}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
+	want := map[int16][2]int16{0: {3, 12}, 1: {4, 17}, 78: {1, 1}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
 		17: {0, 1}, 18: {0, 4}, 29: {0, 3}, 36: {0, 2}, 50: {0, 0}}
 	if len(got) != len(want) {
 		t.Fatalf("got %d keys: %+v", len(got), got)
@@ -201,11 +201,11 @@ func FuzzRewrite(f *testing.F) {
 	f.Add(int16(60), int16(1), kmsg.NewPtrDescribeClusterResponse().AppendTo(nil))
 	reg := Default()
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
-		keys := []int16{3, 10, 60}
+		keys := []int16{0, 1, 3, 10, 60, 78, 79}
 		key = keys[int(uint16(key))%len(keys)]
 		resp := kmsg.ResponseForKey(key)
 		version = int16(uint16(version) % uint16(resp.MaxVersion()+1))
-		out, err := reg.Response(nil, key, version, body, fixed{})
+		out, _, err := reg.Response(nil, key, version, body, fixed{})
 		if err != nil {
 			return
 		}
@@ -224,19 +224,35 @@ func TestProduceAndShareRewrites(t *testing.T) {
 	b := kmsg.NewProduceResponseBroker()
 	b.NodeID, b.Host, b.Port = 2, "10.1.2.3", 9092
 	p.Brokers = append(p.Brokers, b)
-	out, err := reg.Response(nil, 0, 12, p.AppendTo(nil), fixed{})
+	out, _, err := reg.Response(nil, 0, 12, p.AppendTo(nil), fixed{})
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) || !bytes.Contains(out, []byte("proxy.example")) {
 		t.Fatalf("produce: %q %v", out, err)
 	}
-	if reg.NeedsRewrite(0, 9) || !reg.NeedsRewrite(0, 10) || reg.NeedsRewrite(1, 15) {
-		t.Fatal("NeedsRewrite versions")
+	if reg.NeedsRewrite(0, 8) || !reg.NeedsRewrite(0, 9) || reg.NeedsRewrite(1, 11) || !reg.NeedsRewrite(1, 12) {
+		t.Fatal("NeedsRewrite versions: Produce from v9, Fetch from v12 (first flexible)")
+	}
+	// A Produce response without endpoints is not re-encoded.
+	plain := kmsg.NewPtrProduceResponse()
+	plain.SetVersion(12)
+	if _, changed, err := reg.Response(nil, 0, 12, plain.AppendTo(nil), fixed{}); changed || err != nil {
+		t.Fatalf("unchanged produce re-encoded: %v %v", changed, err)
+	}
+	// The tag at a flexible version before the one defining it (v9) is
+	// still found and rewritten.
+	early := kmsg.NewPtrProduceResponse()
+	early.SetVersion(9)
+	early.Brokers = p.Brokers
+	enc := early.AppendTo(nil)
+	out, changed, err := reg.Response(nil, 0, 9, enc, fixed{})
+	if err != nil || (bytes.Contains(enc, []byte("10.1.2.3")) && (!changed || bytes.Contains(out, []byte("10.1.2.3")))) {
+		t.Fatalf("v9 produce with an early tag: changed %v err %v", changed, err)
 	}
 	sf := kmsg.NewPtrShareFetchResponse()
 	sf.SetVersion(1)
 	ne := kmsg.NewShareFetchResponseNodeEndpoint()
 	ne.NodeID, ne.Host, ne.Port = 1, "10.1.2.3", 9092
 	sf.NodeEndpoints = append(sf.NodeEndpoints, ne)
-	out, err = reg.Response(nil, 78, 1, sf.AppendTo(nil), fixed{})
+	out, _, err = reg.Response(nil, 78, 1, sf.AppendTo(nil), fixed{})
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) {
 		t.Fatalf("share fetch: %q %v", out, err)
 	}
@@ -245,7 +261,7 @@ func TestProduceAndShareRewrites(t *testing.T) {
 	ae := kmsg.NewShareAcknowledgeResponseNodeEndpoint()
 	ae.NodeID, ae.Host, ae.Port = 1, "10.1.2.3", 9092
 	sa.NodeEndpoints = append(sa.NodeEndpoints, ae)
-	out, err = reg.Response(nil, 79, 1, sa.AppendTo(nil), fixed{})
+	out, _, err = reg.Response(nil, 79, 1, sa.AppendTo(nil), fixed{})
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) {
 		t.Fatalf("share ack: %q %v", out, err)
 	}

@@ -100,6 +100,8 @@ type proxyEnv struct {
 	configDir string
 	cfgFile   string
 	port      int
+	// MetricsAddr serves /metrics, /healthz and /readyz.
+	MetricsAddr string
 }
 
 type syncBuffer struct {
@@ -175,7 +177,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	}
 	usersFile := filepath.Join(dir, "users.yaml")
 	writeUsersFile(t, usersFile)
-	port := freePort(t)
+	port, metricsPort := freePort(t), freePort(t)
 	saslExtra, rest := splitSASL(o.extraYAML)
 	credExtra := ""
 	if v, r, ok := strings.Cut(rest, "credentials_extra_secrets_dir: "); ok {
@@ -200,7 +202,9 @@ upstream:
 log:
   level: debug
   format: json
-%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], rest)
+metrics:
+  address: 127.0.0.1:%d
+%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], metricsPort, rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -209,6 +213,7 @@ log:
 		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,
 		Upstream: cluster.ListenAddrs()[0], Cluster: cluster, Watch: watch,
 		logs: &syncBuffer{}, configDir: dir, cfgFile: cfgFile, port: port,
+		MetricsAddr: "127.0.0.1:" + strconv.Itoa(metricsPort),
 	}
 	e.start(t)
 	t.Cleanup(func() { e.stop(t) })

@@ -81,6 +81,8 @@ upstream:
   bootstrap_servers: [%s]
 log:
   level: debug
+metrics:
+  address: ""
 %s`, port, port, cl.files[1], cl.files[2], cl.users, bootstrap, routing)
 	cfgFile := filepath.Join(cl.dir, name+".yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {

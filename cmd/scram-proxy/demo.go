@@ -21,6 +21,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	listen := fs.String("listen", "127.0.0.1:9096", "proxy listener address")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "scram-proxy-demo"), "where to write the CA, certificate, users file and client.properties")
 	level := fs.String("log-level", "info", "log level")
+	metricsAddr := fs.String("metrics-address", "", "serve /metrics, /healthz and /readyz here (e.g. 127.0.0.1:9404)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return errHelp
@@ -47,6 +48,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfg.State.Dir = filepath.Join(*dir, "state")
 	cfg.Authz.SuperUsers = []string{"User:" + env.User}
 	cfg.Log = config.Log{Level: *level, Format: "console"}
+	cfg.Metrics.Address = *metricsAddr
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}

@@ -21,6 +21,11 @@ const (
 	exitUsage   = 2 // bad arguments or configuration
 )
 
+// reportedError: the command already printed its problems; exit 2.
+type reportedError struct{}
+
+func (reportedError) Error() string { return "reported" }
+
 // usageError marks errors that are the caller's to fix.
 type usageError struct{ err error }
 
@@ -31,6 +36,7 @@ const usageText = `scram-proxy: a Kafka SASL_SSL SCRAM-SHA-512/256 authenticatio
 
 Usage:
   scram-proxy [serve] --config FILE [--<key> VALUE ...]   run the proxy
+  scram-proxy check-config --config FILE                  validate a configuration, print every problem
   scram-proxy demo [--listen ADDR] [--dir DIR]             run against an in-process demo cluster
   scram-proxy users hash|add|delete|list [...]            manage credentials files offline (passwords on stdin)
 
@@ -57,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = demoCommand(ctx, rest, stdout, stderr)
 	case "users":
 		err = usersCommand(rest, stdin, stdout)
+	case "check-config":
+		err = checkConfigCommand(ctx, rest, stdout, stderr, environ)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK
@@ -66,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return exitOK
+	case errors.As(err, new(reportedError)):
+		return exitUsage
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "scram-proxy: %v\n\n%s", err, usageText)
 		return exitUsage

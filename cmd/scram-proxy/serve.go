@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -22,12 +23,10 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/proxy"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/state"
+	"github.com/scram-proxy/scram-proxy/internal/telemetry"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
 )
-
-// shutdownTimeout bounds the drain after SIGTERM.
-const shutdownTimeout = 30 * time.Second
 
 func serveCommand(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
@@ -82,7 +81,8 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		}
 		defer db.Close()
 	}
-	users, reloader, err := loadUsers(cfg, log)
+	metrics := telemetry.NewProm()
+	users, reloader, err := loadUsers(cfg, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -147,6 +147,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		Versions:        probe,
 		AddrMap:         routes,
 		Logger:          log,
+		Metrics:         metrics,
 		FailedAuthDelay: cfg.SASL.FailedAuthDelay,
 		AuthTimeout:     cfg.SASL.AuthTimeout,
 		IdleTimeout:     cfg.Listener.IdleTimeout,
@@ -209,6 +210,22 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		}
 	}()
 
+	// The health server outlives the drain, so /readyz says "shutting down".
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	if cfg.Metrics.Address != "" {
+		hs, err := telemetry.Listen(cfg.Metrics.Address, metrics.Handler(), readiness(srv, dialer))
+		if err != nil {
+			return err
+		}
+		log.Info("metrics and health listening", zap.String("address", hs.Addr()))
+		go func() {
+			if err := hs.Serve(healthCtx); err != nil {
+				log.Error("metrics server failed", zap.Error(err))
+			}
+		}()
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, ln) }()
 	if ready != nil {
@@ -221,14 +238,45 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		}
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", zap.Duration("timeout", shutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	log.Info("shutting down", zap.Duration("timeout", cfg.Shutdown.Timeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; connections were closed", zap.Error(err))
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readiness lists /readyz's checks: the listener accepts (not shutting down,
+// below max connections) and the upstream answers a TCP connect (cached
+// for a few seconds). Credentials and state are loaded before the listener
+// opens, so a running proxy has them.
+func readiness(srv *proxy.Server, d *upstream.Dialer) []telemetry.Check {
+	var mu sync.Mutex
+	var last time.Time
+	var lastErr error
+	return []telemetry.Check{
+		{Name: "listener", Fn: func(context.Context) error {
+			if !srv.Ready() {
+				return errors.New("shutting down or at max connections")
+			}
+			return nil
+		}},
+		{Name: "upstream", Fn: func(ctx context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if time.Since(last) < 3*time.Second {
+				return lastErr
+			}
+			c, err := d.Dial(ctx, "", -1)
+			if err == nil {
+				c.Close()
+			}
+			last, lastErr = time.Now(), err
+			return err
+		}},
+	}
 }
 
 // buildRoutes turns the routing settings into the address map.
@@ -300,7 +348,7 @@ func buildTokens(cfg config.Config, db *state.DB, log *zap.Logger) (*dtoken.Mana
 // loadUsers performs the first load of the credentials file and secrets
 // directory (fatal when broken) and returns the reloader that keeps them
 // current, logging every reload by user count and name, never a secret.
-func loadUsers(cfg config.Config, log *zap.Logger) (*credstore.Store, *credstore.Reloader, error) {
+func loadUsers(cfg config.Config, log *zap.Logger, metrics *telemetry.Prom) (*credstore.Store, *credstore.Reloader, error) {
 	store := credstore.NewStore(nil)
 	r := &credstore.Reloader{
 		Store:      store,
@@ -310,9 +358,11 @@ func loadUsers(cfg config.Config, log *zap.Logger) (*credstore.Store, *credstore
 		Rand:       rand.Reader,
 		OnLoad: func(src credstore.Source, users int, warns []credstore.Warning, err error) {
 			if err != nil {
+				metrics.Reload(src.String(), "error")
 				log.Error("credentials not reloaded; keeping the previous users", zap.String("source", src.String()), zap.Error(err))
 				return
 			}
+			metrics.Reload(src.String(), "ok")
 			for _, w := range warns {
 				log.Warn(w.Message, zap.String("user", w.User), zap.String("source", src.String()))
 			}

@@ -16,7 +16,19 @@ type Config struct {
 	Tokens      Tokens      `mapstructure:"delegation_tokens"`
 	Authz       Authz       `mapstructure:"authorization"`
 	State       State       `mapstructure:"state"`
+	Metrics     Metrics     `mapstructure:"metrics"`
+	Shutdown    Shutdown    `mapstructure:"shutdown"`
 	Log         Log         `mapstructure:"log"`
+}
+
+// Metrics serves /metrics, /healthz and /readyz; an empty address is off.
+type Metrics struct {
+	Address string `mapstructure:"address"`
+}
+
+// Shutdown bounds the drain after SIGTERM.
+type Shutdown struct {
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Routing says how clients reach each upstream broker through the proxy.
@@ -140,6 +152,8 @@ func Defaults() Config {
 		Credentials: Credentials{ReloadInterval: time.Second},
 		Upstream:    Upstream{DialTimeout: 10 * time.Second},
 		Routing:     Routing{Mode: "sidecar"},
+		Metrics:     Metrics{Address: "0.0.0.0:9404"},
+		Shutdown:    Shutdown{Timeout: 30 * time.Second},
 		Tokens: Tokens{
 			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms

@@ -97,6 +97,7 @@ func (c Config) Validate() error {
 		{"upstream.dial_timeout", c.Upstream.DialTimeout, time.Millisecond, 5 * time.Minute},
 		{"sasl.max_reauth", c.SASL.MaxReauth, 0, 365 * 24 * time.Hour},
 		{"credentials.reload_interval", c.Credentials.ReloadInterval, 100 * time.Millisecond, time.Hour},
+		{"shutdown.timeout", c.Shutdown.Timeout, 0, time.Hour},
 		{"delegation_tokens.max_lifetime", c.Tokens.MaxLifetime, time.Millisecond, 10 * 365 * 24 * time.Hour},
 		{"delegation_tokens.expiry_time", c.Tokens.ExpiryTime, time.Millisecond, 10 * 365 * 24 * time.Hour},
 		{"delegation_tokens.expiry_check_interval", c.Tokens.ExpiryCheckInterval, time.Millisecond, 365 * 24 * time.Hour},
@@ -106,6 +107,11 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if a := c.Metrics.Address; a != "" {
+		if err := checkHostPort(a, true); err != nil {
+			bad("metrics.address", "%v", err)
+		}
+	}
 	r := c.Routing
 	nodeKey := func(key, k string) {
 		if n, err := strconv.ParseUint(k, 10, 31); err != nil || strconv.FormatUint(n, 10) != k {

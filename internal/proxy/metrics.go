@@ -1,5 +1,7 @@
 package proxy
 
+import "time"
+
 // Metrics receives the proxy's counters. Implementations must be safe for
 // concurrent use and keep label cardinality bounded: the string arguments are
 // always from small fixed sets (listener names, mechanisms, outcomes, close
@@ -9,7 +11,14 @@ type Metrics interface {
 	ConnectionClosed(listener, reason string)
 	Login(mechanism, outcome string)
 	UpstreamDialFailed()
+	// BytesRelayed counts frame bytes as they pass, each way.
 	BytesRelayed(fromClient, toClient int64)
+	// RequestDone observes one request's time from the proxy reading it to
+	// the proxy writing its response.
+	RequestDone(apiKey int16, d time.Duration)
+	// LocalRequest counts a request the proxy answered itself (delegation
+	// token and SCRAM admin APIs) by outcome ("ok" or a Kafka error name).
+	LocalRequest(apiKey int16, outcome string)
 }
 
 type nopMetrics struct{}
@@ -17,8 +26,10 @@ type nopMetrics struct{}
 // NopMetrics returns a Metrics that records nothing.
 func NopMetrics() Metrics { return nopMetrics{} }
 
-func (nopMetrics) ConnectionOpened(string)         {}
-func (nopMetrics) ConnectionClosed(string, string) {}
-func (nopMetrics) Login(string, string)            {}
-func (nopMetrics) UpstreamDialFailed()             {}
-func (nopMetrics) BytesRelayed(int64, int64)       {}
+func (nopMetrics) ConnectionOpened(string)          {}
+func (nopMetrics) ConnectionClosed(string, string)  {}
+func (nopMetrics) Login(string, string)             {}
+func (nopMetrics) UpstreamDialFailed()              {}
+func (nopMetrics) BytesRelayed(int64, int64)        {}
+func (nopMetrics) RequestDone(int16, time.Duration) {}
+func (nopMetrics) LocalRequest(int16, string)       {}

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -198,9 +199,42 @@ func (s *session) answerAPI(frame []byte, queue chan<- pending) closeReason {
 	}
 	resp, err := api.Handler.Handle(s.ctx, s.principal, s.result.TokenAuthenticated, req)
 	if err != nil {
+		s.srv.opts.Metrics.LocalRequest(h.Key, "internal_error")
 		s.log.Error("local api failed", zap.Int16(logAPIKey, h.Key), zap.Error(err))
 		return reasonProtocol
 	}
+	// Audit: one line per admin request (token or credential), never its
+	// secrets (the response holds HMACs; only its outcome is logged).
+	outcome := outcomeOf(resp)
+	s.srv.opts.Metrics.LocalRequest(h.Key, outcome)
+	s.log.Info("admin request", zap.Bool("audit", true), zap.String("api", kmsg.NameForKey(h.Key)),
+		zap.Bool(logTokenAuth, s.result.TokenAuthenticated), zap.String("outcome", outcome))
 	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
 	return ""
+}
+
+// outcomeOf summarises a local API response: "ok", the top-level Kafka
+// error name, or, for per-item results, the first failing item's error.
+func outcomeOf(resp kmsg.Response) string {
+	v := reflect.ValueOf(resp).Elem()
+	if f := v.FieldByName("ErrorCode"); f.IsValid() && f.Int() != 0 {
+		return errName(int16(f.Int()))
+	}
+	if rs := v.FieldByName("Results"); rs.IsValid() && rs.Kind() == reflect.Slice {
+		for i := 0; i < rs.Len(); i++ {
+			if f := rs.Index(i).FieldByName("ErrorCode"); f.IsValid() && f.Int() != 0 {
+				return errName(int16(f.Int()))
+			}
+		}
+	}
+	return "ok"
+}
+
+func errName(code int16) string {
+	if err := kerr.ErrorForCode(code); err != nil {
+		if ke, ok := err.(*kerr.Error); ok {
+			return ke.Message
+		}
+	}
+	return "error"
 }

@@ -34,6 +34,7 @@ type pending struct {
 	rewrite      bool        // decode and rewrite the upstream's answer
 	closeAfter   closeReason // close the connection once local (if any) is written
 	delay        bool        // wait the failed-auth delay before writing local
+	start        time.Time   // when the request was read, for latency
 }
 
 // fromUpstream reports whether the upstream owes this response.
@@ -96,6 +97,7 @@ func (s *session) readLoop(ctx, drain context.Context, up net.Conn, queue chan<-
 			return reasonProtocol
 		}
 		s.fromClient.Add(int64(4 + n))
+		o.Metrics.BytesRelayed(int64(4+n), 0)
 		if reason := s.relayRequest(drain, n, up, queue); reason != "" {
 			return reason
 		}
@@ -152,7 +154,7 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 		expect = acks != 0 // acks=0: Kafka sends no response at all
 	}
 	if expect {
-		queue <- pending{corr: corr, key: key, version: version,
+		queue <- pending{corr: corr, key: key, version: version, start: o.Now(),
 			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version)}
 	}
 
@@ -239,6 +241,7 @@ func (s *session) writeLoop(up net.Conn, queue <-chan pending) closeReason {
 		if err != nil {
 			return s.writerFailed(s.responseFailed(err))
 		}
+		o.Metrics.RequestDone(p.key, o.Now().Sub(p.start))
 	}
 	return ""
 }

@@ -68,7 +68,6 @@ func (s *session) run(ctx context.Context, drain context.Context) {
 	_ = s.conn.Close()
 	o := &s.srv.opts
 	o.Metrics.ConnectionClosed(o.ListenerName, string(reason))
-	o.Metrics.BytesRelayed(s.fromClient.Load(), s.toClient.Load())
 	logAt := s.log.Debug
 	if s.principal != "" {
 		logAt = s.log.Info
@@ -157,6 +156,7 @@ func (s *session) write(b []byte) error {
 	}
 	n, err := s.conn.Write(b)
 	s.toClient.Add(int64(n))
+	o.Metrics.BytesRelayed(0, int64(n))
 	if err != nil {
 		return &PeerError{Side: SideClient, Op: "write", Err: err}
 	}

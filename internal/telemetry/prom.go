@@ -1,0 +1,110 @@
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Prom implements the proxy's Metrics interface on its own registry. Labels
+// come from bounded sets only: listener, mechanism, outcome, close reason,
+// API name, source. Safe for concurrent use.
+type Prom struct {
+	reg        *prometheus.Registry
+	connsOpen  *prometheus.GaugeVec
+	connsTotal *prometheus.CounterVec
+	closed     *prometheus.CounterVec
+	logins     *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	dialErrors prometheus.Counter
+	local      *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+}
+
+// NewProm registers the proxy's metrics, plus Go runtime and process
+// collectors, on a fresh registry.
+func NewProm() *Prom {
+	p := &Prom{
+		reg: prometheus.NewRegistry(),
+		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scram_proxy_connections_open",
+			Help: "Client connections currently open."}, []string{"listener"}),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_connections_total",
+			Help: "Client connections accepted."}, []string{"listener"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_connections_closed_total",
+			Help: "Client connections closed, by reason."}, []string{"listener", "reason"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_logins_total",
+			Help: "SASL logins and re-authentications, by mechanism and outcome."}, []string{"mechanism", "outcome"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_bytes_total",
+			Help: "Bytes relayed, by direction."}, []string{"direction"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "scram_proxy_request_duration_seconds",
+			Help:    "Time from reading a request to writing its response, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"api"}),
+		dialErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "scram_proxy_upstream_dial_errors_total",
+			Help: "Failed upstream connection attempts."}),
+		local: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_admin_requests_total",
+			Help: "Delegation-token and SCRAM admin requests answered by the proxy, by API and outcome."}, []string{"api", "outcome"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_credential_reloads_total",
+			Help: "Credential source loads, by source and outcome."}, []string{"source", "outcome"}),
+	}
+	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return p
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (p *Prom) Handler() http.Handler { return promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}) }
+
+// ConnectionOpened implements proxy.Metrics.
+func (p *Prom) ConnectionOpened(l string) {
+	p.connsOpen.WithLabelValues(l).Inc()
+	p.connsTotal.WithLabelValues(l).Inc()
+}
+
+// ConnectionClosed implements proxy.Metrics.
+func (p *Prom) ConnectionClosed(l, reason string) {
+	p.connsOpen.WithLabelValues(l).Dec()
+	p.closed.WithLabelValues(l, reason).Inc()
+}
+
+// Login implements proxy.Metrics.
+func (p *Prom) Login(m, outcome string) { p.logins.WithLabelValues(m, outcome).Inc() }
+
+// UpstreamDialFailed implements proxy.Metrics.
+func (p *Prom) UpstreamDialFailed() { p.dialErrors.Inc() }
+
+// BytesRelayed implements proxy.Metrics.
+func (p *Prom) BytesRelayed(in, out int64) {
+	if in > 0 {
+		p.bytes.WithLabelValues("from_client").Add(float64(in))
+	}
+	if out > 0 {
+		p.bytes.WithLabelValues("to_client").Add(float64(out))
+	}
+}
+
+// RequestDone implements proxy.Metrics.
+func (p *Prom) RequestDone(key int16, d time.Duration) {
+	p.latency.WithLabelValues(apiName(key)).Observe(d.Seconds())
+}
+
+// LocalRequest implements proxy.Metrics.
+func (p *Prom) LocalRequest(key int16, outcome string) {
+	p.local.WithLabelValues(apiName(key), outcome).Inc()
+}
+
+// Reload counts one credential source load.
+func (p *Prom) Reload(source, outcome string) { p.reloads.WithLabelValues(source, outcome).Inc() }
+
+// apiName bounds the label to kmsg's names (unknown keys collapse).
+func apiName(key int16) string {
+	if n := kmsg.NameForKey(key); n != "Unknown" {
+		return n
+	}
+	return "key_" + strconv.Itoa(int(key)%1000)
+}

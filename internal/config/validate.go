@@ -39,8 +39,10 @@ func (c Config) Validate() error {
 		if err := checkHostPort(c.Listener.AdvertisedAddress, false); err != nil {
 			bad("listener.advertised_address", "%v", err)
 		}
-	case unspecifiedHost(c.Listener.Address):
-		bad("listener.advertised_address", "required when listener.address has no host clients can dial (%q)", c.Listener.Address)
+	case unspecifiedHost(c.Listener.Address) && c.Routing.Mode == "sidecar" &&
+		c.Routing.AdvertisedAddressTemplate == "" && len(c.Routing.Brokers) == 0:
+		// Only then is the listener address what clients are told.
+		bad("listener.advertised_address", "required when listener.address has no host clients can dial (%q) and routing names no broker addresses", c.Listener.Address)
 	}
 	if t := c.Listener.TLS; t.Enabled {
 		if t.CertFile == "" {

@@ -34,7 +34,7 @@ func (s *session) handleHandshake(ctx context.Context, h protocol.RequestHeader,
 		// UnsupportedSaslMechanismException: error 33 with the enabled
 		// list, after the failed-auth delay, then close.
 		s.srv.opts.Metrics.Login("unknown", "unsupported_mechanism")
-		s.log.Info("authentication failed", zap.String(logReason, "unsupported_mechanism"),
+		s.log.Info("authentication failed", zap.Bool("audit", true), zap.String(logReason, "unsupported_mechanism"),
 			zap.String(logMechanism, truncate(req.Mechanism, 64)))
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		return &gateFail{reason: reasonAuthFailed, delay: true, resp: protocol.AppendResponse(nil, h, resp)}

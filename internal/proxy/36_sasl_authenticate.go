@@ -71,7 +71,7 @@ func (s *session) rawStep(token []byte) *gateFail {
 func (s *session) authFailed(err error, raw bool) authFailure {
 	f := mapAuthError(err, s.mech, raw, false)
 	s.srv.opts.Metrics.Login(string(s.mech), "failure")
-	s.log.Info("authentication failed",
+	s.log.Info("authentication failed", zap.Bool("audit", true),
 		zap.String(logMechanism, string(s.mech)),
 		zap.String(logReason, f.reason),
 		zap.String(logUsername, truncate(s.conv.Username(), 128)))
@@ -104,7 +104,7 @@ func (s *session) authSucceeded() {
 	s.state = stateAuthenticated
 	s.log = s.log.With(zap.String(logPrincipal, s.principal), zap.String(logMechanism, string(s.mech)))
 	o.Metrics.Login(string(s.mech), "success")
-	s.log.Info("authenticated", zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
+	s.log.Info("authenticated", zap.Bool("audit", true), zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
 		zap.Duration("session_lifetime", s.lifetime))
 }
 

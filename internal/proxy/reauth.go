@@ -132,7 +132,7 @@ func (s *session) reauthStep(h protocol.RequestHeader, body []byte, queue chan<-
 		s.state = stateAuthenticated
 		resp.SessionLifetimeMillis = s.lifetime.Milliseconds()
 		o.Metrics.Login(string(s.mech), "reauth_success")
-		s.log.Info("re-authenticated", zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
+		s.log.Info("re-authenticated", zap.Bool("audit", true), zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
 			zap.Duration("session_lifetime", s.lifetime))
 	}
 	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
@@ -167,7 +167,7 @@ func (s *session) reauthFailed(h protocol.RequestHeader, err error, resp *kmsg.S
 		return reasonAuthFailed
 	}
 	f := mapAuthError(err, s.mech, false, true)
-	s.log.Info("re-authentication failed", zap.String(logReason, f.reason))
+	s.log.Info("re-authentication failed", zap.Bool("audit", true), zap.String(logReason, f.reason))
 	p := pending{closeAfter: reasonAuthFailed, delay: f.delay}
 	if f.respond {
 		resp.ErrorCode = f.code

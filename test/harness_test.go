@@ -122,10 +122,15 @@ func (s *syncBuffer) String() string {
 }
 
 type envOptions struct {
-	topics     []string
-	partitions int32
-	mechanisms []string
-	extraYAML  string
+	// kfakeOpts add upstream options (TLS, SASL, ACLs); upstreamTLS says
+	// the proxy's own upstream connections are TLS, so TLS records reaching
+	// kfake are no longer proof of a leak.
+	kfakeOpts   []kfake.Opt
+	upstreamTLS bool
+	topics      []string
+	partitions  int32
+	mechanisms  []string
+	extraYAML   string
 }
 
 func freePort(t *testing.T) int {
@@ -160,6 +165,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	if len(o.topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(o.partitions, o.topics...))
 	}
+	opts = append(opts, o.kfakeOpts...)
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +185,17 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	writeUsersFile(t, usersFile)
 	port, metricsPort := freePort(t), freePort(t)
 	saslExtra, rest := splitSASL(o.extraYAML)
+	upExtra := ""
+	if v, r, ok := strings.Cut(rest, "upstream_extra: |\n"); ok {
+		var block, after []string
+		lines := strings.Split(r, "\n")
+		i := 0
+		for ; i < len(lines) && strings.HasPrefix(lines[i], "  "); i++ {
+			block = append(block, lines[i])
+		}
+		after = lines[i:]
+		upExtra, rest = strings.Join(block, "\n"), v+strings.Join(after, "\n")
+	}
 	credExtra := ""
 	if v, r, ok := strings.Cut(rest, "credentials_extra_secrets_dir: "); ok {
 		credExtra, rest = "  secrets_dir: "+strings.TrimSpace(r), v
@@ -199,15 +216,19 @@ credentials:
 %s
 upstream:
   bootstrap_servers: [%s]
+%s
 log:
   level: debug
   format: json
 metrics:
   address: 127.0.0.1:%d
-%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], metricsPort, rest)
+%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], upExtra, metricsPort, rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if o.upstreamTLS {
+		watch = &upstreamWatch{} // detached: TLS upstream connections are the proxy's own
 	}
 	e := &proxyEnv{
 		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,

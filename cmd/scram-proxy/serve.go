@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		return err
 	}
 	dialer.Dir, dialer.Local = dir, routes.Mode == upstream.ModeSidecar
+	if dialer.Security, err = buildUpstreamSecurity(ctx, cfg, log); err != nil {
+		return err
+	}
 	probe := upstream.NewVersionProbe(dialer, 0, nil)
 	tokens, err := buildTokens(cfg, db, log)
 	if err != nil {
@@ -159,10 +163,16 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	if cfg.SASL.FailedAuthDelay == 0 {
 		opts.FailedAuthDelay = -1 // an explicit 0 disables the delay
 	}
-	if cfg.Listener.TLS.Enabled {
-		if opts.TLS, err = tlsutil.ServerConfig(cfg.Listener.TLS.CertFile, cfg.Listener.TLS.KeyFile, cfg.Listener.TLS.MinVersion); err != nil {
+	if t := cfg.Listener.TLS; t.Enabled {
+		w, err := tlsutil.NewWatcher([]string{t.CertFile, t.KeyFile, t.ClientCAFile}, func() (*tls.Config, error) {
+			return tlsutil.ServerConfig(t.CertFile, t.KeyFile, t.MinVersion, t.ClientCAFile)
+		})
+		if err != nil {
 			return err
 		}
+		w.OnReload = reloadLogger(log, "listener certificate", metrics)
+		go w.Run(ctx, cfg.Credentials.ReloadInterval)
+		opts.TLS = w.ServerConfig()
 	}
 	if routes.Mode == upstream.ModeSNI {
 		opts.RouteSNI = routes.NodeForSNI
@@ -246,6 +256,76 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadLogger reports certificate reloads.
+func reloadLogger(log *zap.Logger, what string, metrics *telemetry.Prom) func(error) {
+	return func(err error) {
+		if err != nil {
+			metrics.Reload(what, "error")
+			log.Error(what+" not reloaded; keeping the previous one", zap.Error(err))
+			return
+		}
+		metrics.Reload(what, "ok")
+		log.Info(what + " reloaded")
+	}
+}
+
+// buildUpstreamSecurity turns upstream.tls, upstream.sasl and
+// upstream.identities into the dialer's security; nil for plaintext without
+// SASL. Password files are read once, at start-up.
+func buildUpstreamSecurity(ctx context.Context, cfg config.Config, log *zap.Logger) (*upstream.Security, error) {
+	u := cfg.Upstream
+	sec := &upstream.Security{}
+	identity := func(key string, s config.UpstreamSASL) (*upstream.Identity, error) {
+		if s.Mechanism == "" {
+			return nil, nil
+		}
+		pw := s.Password
+		if s.PasswordFile != "" {
+			b, err := os.ReadFile(s.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.password_file: %w", key, err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		return &upstream.Identity{Mechanism: s.Mechanism, Username: s.Username, Password: pw}, nil
+	}
+	var err error
+	if sec.Default, err = identity("upstream.sasl", u.SASL); err != nil {
+		return nil, err
+	}
+	for i, m := range u.Identities {
+		id, err := identity(fmt.Sprintf("upstream.identities[%d].sasl", i), m.SASL)
+		if err != nil {
+			return nil, err
+		}
+		sec.Mappings = append(sec.Mappings, upstream.Mapping{Principals: m.Principals, Identity: *id})
+	}
+	if t := u.TLS; t.Enabled {
+		w, err := tlsutil.NewWatcher([]string{t.CAFile, t.CertFile, t.KeyFile}, func() (*tls.Config, error) {
+			return tlsutil.ClientFiles(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify)
+		})
+		if err != nil {
+			return nil, err
+		}
+		w.OnReload = func(err error) {
+			if err != nil {
+				log.Error("upstream tls files not reloaded; keeping the previous ones", zap.Error(err))
+			} else {
+				log.Info("upstream tls files reloaded")
+			}
+		}
+		go w.Run(ctx, cfg.Credentials.ReloadInterval)
+		sec.TLS = w.Current
+		if t.InsecureSkipVerify {
+			log.Warn("upstream.tls.insecure_skip_verify is on: the upstream certificate is not verified")
+		}
+	}
+	if sec.TLS == nil && sec.Default == nil && len(sec.Mappings) == 0 {
+		return nil, nil
+	}
+	return sec, nil
 }
 
 // readiness lists /readyz's checks: the listener accepts (not shutting down,

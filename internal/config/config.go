@@ -90,12 +90,15 @@ type Listener struct {
 	MaxRequestSize    int           `mapstructure:"max_request_size"`
 }
 
-// ListenerTLS terminates TLS on the listener.
+// ListenerTLS terminates TLS on the listener. The files are reloaded when
+// they change.
 type ListenerTLS struct {
 	Enabled    bool   `mapstructure:"enabled"`
 	CertFile   string `mapstructure:"cert_file"`
 	KeyFile    string `mapstructure:"key_file"`
 	MinVersion string `mapstructure:"min_version"`
+	// ClientCAFile makes client certificates required and verified.
+	ClientCAFile string `mapstructure:"client_ca_file"`
 }
 
 // SASL is the authentication gate.
@@ -124,6 +127,35 @@ type Credentials struct {
 type Upstream struct {
 	BootstrapServers []string      `mapstructure:"bootstrap_servers"`
 	DialTimeout      time.Duration `mapstructure:"dial_timeout"`
+	TLS              UpstreamTLS   `mapstructure:"tls"`
+	SASL             UpstreamSASL  `mapstructure:"sasl"`
+	// Identities map client principals to upstream SASL identities, so
+	// broker ACLs and quotas apply per mapped identity (file only).
+	Identities []Identity `mapstructure:"identities"`
+}
+
+// UpstreamTLS secures upstream connections; files reload on change.
+type UpstreamTLS struct {
+	Enabled            bool   `mapstructure:"enabled"`
+	CAFile             string `mapstructure:"ca_file"`
+	CertFile           string `mapstructure:"cert_file"`
+	KeyFile            string `mapstructure:"key_file"`
+	ServerName         string `mapstructure:"server_name"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+}
+
+// UpstreamSASL is an identity the proxy presents to the brokers.
+type UpstreamSASL struct {
+	Mechanism    string `mapstructure:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "" for none
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+}
+
+// Identity maps principals ("User:alice", globs "User:team-a-*") to SASL.
+type Identity struct {
+	Principals []string     `mapstructure:"principals"`
+	SASL       UpstreamSASL `mapstructure:"sasl"`
 }
 
 // Log configures the process logger.

@@ -26,6 +26,12 @@ type key struct {
 	typ  reflect.Type
 }
 
+// fileOnly keys (lists of structures, such as upstream.identities) have no
+// flag or environment variable; they are set in the file.
+func (k key) fileOnly() bool {
+	return k.typ.Kind() == reflect.Slice && k.typ.Elem().Kind() == reflect.Struct
+}
+
 // keys lists every leaf of Config, in declaration order.
 func keys() []key {
 	var out []key
@@ -57,6 +63,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	def := viper.New()
 	setDefaults(def)
 	for _, k := range keys() {
+		if k.fileOnly() {
+			continue
+		}
 		usage := "configuration key " + k.name + " (env " + envName(k.name) + ")"
 		switch k.typ.Kind() {
 		case reflect.Bool:
@@ -135,8 +144,10 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 		}
 	}
 	byEnv := map[string]string{}
-	for name := range known {
-		byEnv[envName(name)] = name
+	for name, k := range known {
+		if !k.fileOnly() {
+			byEnv[envName(name)] = name
+		}
 	}
 	for name := range env {
 		if _, ok := byEnv[name]; !ok {
@@ -145,6 +156,9 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 	}
 
 	for name, k := range known {
+		if k.fileOnly() {
+			continue
+		}
 		if f := fs.Lookup(name); f != nil && f.Changed {
 			switch k.typ.Kind() {
 			case reflect.Slice:
@@ -173,7 +187,7 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
-	)))
+	)), func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }) // e.g. a typo inside upstream.identities
 	if err != nil {
 		errs = append(errs, fmt.Errorf("configuration values: %w", err))
 	}

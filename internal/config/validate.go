@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,43 @@ func (c Config) Validate() error {
 		}
 	}
 
+	checkSASL := func(key string, u UpstreamSASL, required bool) {
+		switch u.Mechanism {
+		case "":
+			if required {
+				bad(key+".mechanism", "required")
+			}
+			return
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			bad(key+".mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", u.Mechanism)
+		}
+		if u.Username == "" {
+			bad(key+".username", "required with a mechanism")
+		}
+		if (u.Password == "") == (u.PasswordFile == "") {
+			bad(key, "set exactly one of password and password_file")
+		}
+	}
+	checkSASL("upstream.sasl", c.Upstream.SASL, false)
+	for i, id := range c.Upstream.Identities {
+		key := "upstream.identities[" + strconv.Itoa(i) + "]"
+		if len(id.Principals) == 0 {
+			bad(key+".principals", "at least one principal is required")
+		}
+		for _, p := range id.Principals {
+			if _, err := path.Match(p, ""); err != nil || !strings.Contains(p, ":") {
+				bad(key+".principals", "%q is not a Type:Name pattern", p)
+			}
+		}
+		checkSASL(key+".sasl", id.SASL, true)
+	}
+	if t := c.Upstream.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify) {
+		bad("upstream.tls.enabled", "set to true to use the other upstream.tls keys")
+	}
+	if t := c.Upstream.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("upstream.tls", "cert_file and key_file go together")
+	}
 	if a := c.Metrics.Address; a != "" {
 		if err := checkHostPort(a, true); err != nil {
 			bad("metrics.address", "%v", err)

@@ -104,8 +104,9 @@ func (d *DevCA) WriteFiles(dir string) (ca, cert, key string, err error) {
 }
 
 // ServerConfig loads a certificate and key and returns a listener TLS
-// configuration with the given minimum version ("1.2" or "1.3").
-func ServerConfig(certFile, keyFile, minVersion string) (*tls.Config, error) {
+// configuration with the given minimum version ("1.2" or "1.3"). A non-empty
+// clientCAFile makes client certificates required and verified against it.
+func ServerConfig(certFile, keyFile, minVersion string, clientCAFile ...string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load listener certificate: %w", err)
@@ -118,7 +119,15 @@ func ServerConfig(certFile, keyFile, minVersion string) (*tls.Config, error) {
 	default:
 		return nil, fmt.Errorf("unsupported TLS min version %q", minVersion)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: v}, nil
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: v}
+	if len(clientCAFile) > 0 && clientCAFile[0] != "" {
+		pool, err := LoadPool(clientCAFile[0])
+		if err != nil {
+			return nil, fmt.Errorf("listener.tls.client_ca_file: %w", err)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // ClientConfig trusts only the CA in caPEM.

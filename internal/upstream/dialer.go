@@ -19,6 +19,8 @@ type Dialer struct {
 	// bootstrap servers (the sidecar's local broker).
 	Dir   *Directory
 	Local bool
+	// Security adds TLS and SASL (per client principal); nil: plaintext.
+	Security *Security
 }
 
 // NewDialer returns a Dialer for addrs (host:port each). timeout bounds each
@@ -35,19 +37,19 @@ func NewDialer(addrs []string, timeout time.Duration) (*Dialer, error) {
 }
 
 // Dial connects to broker node, or with node -1 to the first reachable
-// bootstrap server. principal is the client's authenticated principal;
-// plaintext upstreams do not use it.
+// bootstrap server, then secures the connection (TLS, and SASL as the
+// identity mapped to principal; "" is the proxy's own probes).
 func (d *Dialer) Dial(ctx context.Context, principal string, node int32) (net.Conn, error) {
 	if node >= 0 && d.Dir != nil && !d.Local {
 		addr, ok := d.Dir.Addr(node)
 		if !ok {
 			return nil, fmt.Errorf("dial upstream: node %d is not known (yet)", node)
 		}
-		return d.dialOne(ctx, addr)
+		return d.secured(ctx, addr, principal)
 	}
 	var errs []error
 	for _, addr := range d.addrs {
-		c, err := d.dialOne(ctx, addr)
+		c, err := d.secured(ctx, addr, principal)
 		if err == nil {
 			return c, nil
 		}
@@ -70,4 +72,20 @@ func (d *Dialer) dialOne(ctx context.Context, addr string) (net.Conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	return c, nil
+}
+
+// secured dials addr and applies TLS and SASL for principal.
+func (d *Dialer) secured(ctx context.Context, addr, principal string) (net.Conn, error) {
+	c, err := d.dialOne(ctx, addr)
+	if err != nil || d.Security == nil {
+		return c, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	sc, _, err := d.Security.secure(ctx, c, addr, principal)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return sc, nil
 }

@@ -1,0 +1,155 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Identity is the SASL identity the proxy presents upstream. Its String
+// redacts the password.
+type Identity struct {
+	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Username  string
+	Password  string
+
+	_ struct{}
+}
+
+func (i Identity) String() string { return i.Mechanism + ":" + i.Username + ":REDACTED" }
+
+// mechanism builds franz-go's client side of the SASL mechanism.
+func (i Identity) mechanism() (sasl.Mechanism, error) {
+	switch i.Mechanism {
+	case "PLAIN":
+		return plain.Auth{User: i.Username, Pass: i.Password}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: i.Username, Pass: i.Password}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: i.Username, Pass: i.Password}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("upstream sasl: unsupported mechanism %q", i.Mechanism)
+}
+
+// Mapping sends client principals matching any of Principals (globs:
+// "User:team-a-*") upstream as Identity.
+type Mapping struct {
+	Principals []string
+	Identity   Identity
+}
+
+// Security is how upstream connections are secured. Immutable once built;
+// TLS may be swapped atomically by a certificate watcher.
+type Security struct {
+	// TLS returns the current client TLS config, or nil for plaintext.
+	TLS func() *tls.Config
+	// Default is used when no mapping matches (nil: no SASL).
+	Default *Identity
+	// Mappings are tried in order.
+	Mappings []Mapping
+}
+
+// identityFor picks the upstream identity for a client principal.
+func (s *Security) identityFor(principal string) *Identity {
+	for i := range s.Mappings {
+		for _, p := range s.Mappings[i].Principals {
+			if ok, _ := path.Match(p, principal); ok {
+				return &s.Mappings[i].Identity
+			}
+		}
+	}
+	return s.Default
+}
+
+// secure wraps conn in TLS and authenticates it as principal's identity,
+// returning the upstream session lifetime (0: none).
+func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal string) (net.Conn, time.Duration, error) {
+	if s == nil {
+		return conn, 0, nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+		defer func() { _ = conn.SetDeadline(time.Time{}) }()
+	}
+	if s.TLS != nil {
+		if cfg := s.TLS(); cfg != nil {
+			cfg = cfg.Clone()
+			if cfg.ServerName == "" {
+				host, _, _ := net.SplitHostPort(addr)
+				cfg.ServerName = host
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return nil, 0, fmt.Errorf("upstream tls handshake with %s: %w", addr, err)
+			}
+			conn = tc
+		}
+	}
+	id := s.identityFor(principal)
+	if id == nil {
+		return conn, 0, nil
+	}
+	life, err := authenticate(ctx, conn, addr, *id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("upstream sasl %s as %s: %w", id.Mechanism, id.Username, err)
+	}
+	return conn, life, nil
+}
+
+// authenticate runs SaslHandshake v1 and SaslAuthenticate v1 rounds as a
+// client, before any client traffic flows on conn.
+func authenticate(ctx context.Context, conn net.Conn, addr string, id Identity) (time.Duration, error) {
+	mech, err := id.mechanism()
+	if err != nil {
+		return 0, err
+	}
+	var corr int32 // the proxy's own requests on a fresh connection
+	next := func() int32 { corr++; return corr }
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = mech.Name()
+	resp, err := roundTrip(conn, next(), hs)
+	if err != nil {
+		return 0, err
+	}
+	if err := kerr.ErrorForCode(resp.(*kmsg.SASLHandshakeResponse).ErrorCode); err != nil {
+		return 0, err
+	}
+	session, msg, err := mech.Authenticate(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.SetVersion(1)
+		req.SASLAuthBytes = msg
+		r, err := roundTrip(conn, next(), req)
+		if err != nil {
+			return 0, err
+		}
+		ar := r.(*kmsg.SASLAuthenticateResponse)
+		if err := kerr.ErrorForCode(ar.ErrorCode); err != nil {
+			if ar.ErrorMessage != nil {
+				return 0, fmt.Errorf("%w: %s", err, *ar.ErrorMessage)
+			}
+			return 0, err
+		}
+		done, reply, err := session.Challenge(ar.SASLAuthBytes)
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			return time.Duration(ar.SessionLifetimeMillis) * time.Millisecond, nil
+		}
+		msg = reply
+	}
+}

@@ -1,0 +1,128 @@
+package test
+
+import (
+	"crypto/tls"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+)
+
+// upstreamTLS makes a CA and server certificate for kfake on 127.0.0.1 and
+// returns the kfake option and the CA file for the proxy.
+func upstreamTLS(t *testing.T) (kfake.Opt, string) {
+	ca, err := tlsutil.NewDevCA([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile, certFile, keyFile, err := ca.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), caFile
+}
+
+func TestUpstreamTLSAndSCRAM(t *testing.T) {
+	tlsOpt, caFile := upstreamTLS(t)
+	e := startProxy(t, envOptions{topics: []string{"sec"}, upstreamTLS: true,
+		kfakeOpts: []kfake.Opt{tlsOpt, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret")},
+		extraYAML: "upstream_extra: |\n" +
+			"  tls: {enabled: true, ca_file: " + caFile + "}\n" +
+			"  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n"})
+	rec := &recorder{}
+	produceConsume(t, e, scramAuth("alice"), "sec", 10, rec)
+	rec.check(t, e)
+}
+
+func TestUpstreamIdentityMapping(t *testing.T) {
+	allow := func(topic string) kfake.ACL {
+		return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: topic, Pattern: kmsg.ACLResourcePatternTypeLiteral,
+			Operation: kmsg.ACLOperationAll, Allow: true}
+	}
+	pwFile := filepath.Join(t.TempDir(), "pb")
+	if err := os.WriteFile(pwFile, []byte("pass-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startProxy(t, envOptions{topics: []string{"ta", "tb"},
+		kfakeOpts: []kfake.Opt{kfake.EnableSASL(), kfake.EnableACLs(),
+			kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"),
+			kfake.User("SCRAM-SHA-512", "up-a", "pass-a", allow("ta")),
+			kfake.User("SCRAM-SHA-512", "up-b", "pass-b", allow("tb"))},
+		extraYAML: "upstream_extra: |\n" +
+			"  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n" +
+			"  identities:\n" +
+			"    - principals: [\"User:alice\"]\n" +
+			"      sasl: {mechanism: SCRAM-SHA-512, username: up-a, password: pass-a}\n" +
+			"    - principals: [\"User:b*\"]\n" +
+			"      sasl: {mechanism: SCRAM-SHA-512, username: up-b, password_file: " + pwFile + "}\n"})
+	produce := func(user, topic string) error {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth(user)), kgo.DialTLSConfig(e.clientTLS(t)),
+			kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		return cl.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Topic: topic, Value: []byte(user)}).FirstErr()
+	}
+	if err := produce("alice", "ta"); err != nil {
+		t.Fatalf("alice (as up-a) to ta: %v", err)
+	}
+	if err := produce("bob", "tb"); err != nil {
+		t.Fatalf("bob (as up-b) to tb: %v", err)
+	}
+	if err := produce("alice", "tb"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("alice (as up-a) to tb: %v, want the broker's TOPIC_AUTHORIZATION_FAILED", err)
+	}
+}
+
+func TestListenerCertificateRotation(t *testing.T) {
+	e := startProxy(t, envOptions{topics: []string{"rot"}})
+	old, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
+		kgo.DefaultProduceTopic("rot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"server.pem": next.CertPEM, "server-key.pem": next.KeyPEM} {
+		if err := os.WriteFile(filepath.Join(e.configDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newCfg, _ := tlsutil.ClientConfig(next.CAPEM, "localhost")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := tls.Dial("tcp", e.Addr, newCfg)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new certificate not served: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The connection made before the rotation keeps working.
+	if err := old.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("old connection after rotation: %v", err)
+	}
+}

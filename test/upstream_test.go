@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,36 @@ func TestListenerCertificateRotation(t *testing.T) {
 	if err := old.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("old connection after rotation: %v", err)
 	}
+}
+
+// TestUpstreamReauthentication: the upstream broker limits SASL sessions
+// (connections.max.reauth.ms = 2 s); the proxy re-authenticates its
+// upstream connections in-band and the client's connection carries on.
+func TestUpstreamReauthentication(t *testing.T) {
+	e := startProxy(t, envOptions{topics: []string{"ura"},
+		kfakeOpts: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"),
+			kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "2000"})},
+		extraYAML: "upstream_extra: |\n  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n"})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
+		kgo.DefaultProduceTopic("ura"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	end := time.Now().Add(6 * time.Second)
+	n := 0
+	for time.Now().Before(end) {
+		if err := cl.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Value: []byte("r")}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", n, err)
+		}
+		n++
+		time.Sleep(100 * time.Millisecond)
+	}
+	logs := e.logs.String()
+	reauths := strings.Count(logs, `"msg":"upstream re-authenticated"`)
+	logins := strings.Count(logs, `"msg":"authenticated"`)
+	if reauths < 2 || logins > 4 {
+		t.Fatalf("%d records; %d upstream re-authentications, %d client logins", n, reauths, logins)
+	}
+	t.Logf("%d records over 6 s; %d upstream re-authentications on %d client connections", n, reauths, logins)
 }

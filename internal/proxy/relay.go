@@ -35,10 +35,21 @@ type pending struct {
 	closeAfter   closeReason // close the connection once local (if any) is written
 	delay        bool        // wait the failed-auth delay before writing local
 	start        time.Time   // when the request was read, for latency
+	// reauth, when set, asks the writer to re-authenticate the upstream
+	// connection (nothing is in flight once it gets here) and report.
+	reauth chan error
+}
+
+// upstreamSession is implemented by upstream connections whose broker
+// session expires (KIP-368, client side): the relay re-authenticates them
+// in-band, between requests.
+type upstreamSession interface {
+	ReauthAt() time.Time
+	Reauthenticate(ctx context.Context) error
 }
 
 // fromUpstream reports whether the upstream owes this response.
-func (p pending) fromUpstream() bool { return p.local == nil && p.closeAfter == "" }
+func (p pending) fromUpstream() bool { return p.local == nil && p.closeAfter == "" && p.reauth == nil }
 
 // relay moves frames both ways until either side ends. The reader (this
 // goroutine) forwards requests and queues what each expects back; the writer
@@ -58,7 +69,9 @@ func (s *session) relay(ctx, drain context.Context, up net.Conn) closeReason {
 
 	queue := make(chan pending, o.MaxInFlight)
 	writerDone := make(chan closeReason, 1)
-	go func() { writerDone <- s.writeLoop(up, queue) }()
+	writerGone := make(chan struct{})
+	go func() { defer close(writerGone); writerDone <- s.writeLoop(up, queue) }()
+	s.writerGone = writerGone
 
 	reason := s.readLoop(ctx, drain, up, queue)
 	close(queue)
@@ -137,6 +150,11 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 		}
 		return s.answerAPI(frame, queue)
 	}
+	if us, ok := up.(upstreamSession); ok && o.Now().After(us.ReauthAt()) {
+		if reason := s.reauthUpstream(queue); reason != "" {
+			return reason
+		}
+	}
 	// The table was loaded when the relay started and is refreshed by every
 	// new connection; the hot path only loads the pointer.
 	table := s.srv.versions.cur.Load()
@@ -175,6 +193,25 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 	return ""
 }
 
+// reauthUpstream re-authenticates the upstream connection before the
+// request about to be forwarded: the writer does it when every earlier
+// response has been delivered, while this reader waits, so the exchange
+// never interleaves with client traffic.
+func (s *session) reauthUpstream(queue chan<- pending) closeReason {
+	done := make(chan error, 1)
+	queue <- pending{reauth: done}
+	select {
+	case err := <-done:
+		if err != nil {
+			return reasonUpstreamClosed
+		}
+		s.log.Info("upstream re-authenticated")
+		return ""
+	case <-s.writerGone:
+		return reasonUpstreamClosed
+	}
+}
+
 // produceAcks reads acks from a Produce request whose first bytes are in
 // head. A request whose header and transactional id do not fit in one chunk
 // (64 KiB) is refused: the relay cannot tell whether it expects a response
@@ -211,6 +248,16 @@ func (s *session) writeLoop(up net.Conn, queue <-chan pending) closeReason {
 	o := &s.srv.opts
 	var size [4]byte
 	for p := range queue {
+		if p.reauth != nil {
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			err := up.(upstreamSession).Reauthenticate(ctx)
+			cancel()
+			p.reauth <- err
+			if err != nil {
+				return s.writerFailed(s.upstreamFailed("reauthenticate", err))
+			}
+			continue
+		}
 		if !p.fromUpstream() {
 			if p.delay {
 				sleep(s.ctx, o.FailedAuthDelay)

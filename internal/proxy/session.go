@@ -59,6 +59,8 @@ type session struct {
 	requests   atomic.Int64
 
 	sizeBuf [4]byte
+	// writerGone closes when the relay's writer goroutine has exited.
+	writerGone <-chan struct{}
 }
 
 // run serves the connection until it ends. It always closes the connection

@@ -102,7 +102,52 @@ func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal st
 	if err != nil {
 		return nil, 0, fmt.Errorf("upstream sasl %s as %s: %w", id.Mechanism, id.Username, err)
 	}
+	if life > 0 {
+		sc := &SessionConn{Conn: conn, addr: addr, id: *id}
+		sc.schedule(life)
+		return sc, life, nil
+	}
 	return conn, life, nil
+}
+
+// SessionConn is an upstream connection whose broker session expires
+// (KIP-368: the broker sent a session lifetime). Its owner re-authenticates
+// it in-band before ReauthAt, when nothing is in flight on it.
+type SessionConn struct {
+	net.Conn
+	addr    string
+	id      Identity
+	reauth  time.Time
+	expires time.Time
+}
+
+// schedule re-authenticates at 85% of the lifetime, as the Java client
+// does at the earliest.
+func (c *SessionConn) schedule(life time.Duration) {
+	now := time.Now()
+	c.expires = now.Add(life)
+	c.reauth = now.Add(life * 85 / 100)
+}
+
+// ReauthAt is when the connection should be re-authenticated.
+func (c *SessionConn) ReauthAt() time.Time { return c.reauth }
+
+// Reauthenticate runs SaslHandshake and SaslAuthenticate again with the
+// same identity. No other request may be in flight on the connection.
+func (c *SessionConn) Reauthenticate(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.Conn.SetDeadline(dl)
+		defer func() { _ = c.Conn.SetDeadline(time.Time{}) }()
+	}
+	life, err := authenticate(ctx, c.Conn, c.addr, c.id)
+	if err != nil {
+		return fmt.Errorf("upstream re-authentication as %s: %w", c.id.Username, err)
+	}
+	if life <= 0 {
+		life = 365 * 24 * time.Hour // the broker no longer limits the session
+	}
+	c.schedule(life)
+	return nil
 }
 
 // authenticate runs SaslHandshake v1 and SaslAuthenticate v1 rounds as a

@@ -18,7 +18,10 @@ demo:
 # Everything: installs the real clients when missing, then vet, gofmt and
 # every test (unit, fuzz seeds, integration with real clients) under -race.
 test: test-deps lint
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	@mkdir -p bin
+	MATRIX_OUT=$(CURDIR)/bin/client-matrix.txt $(GO) test -race -count=1 -timeout 40m $(PKGS)
+	@echo "client matrix (TLS + SCRAM through the proxy, produce + consume in a group):"
+	@cat bin/client-matrix.txt
 
 test-deps:
 	bash scripts/install-test-deps.sh

@@ -196,6 +196,10 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 		after = lines[i:]
 		upExtra, rest = strings.Join(block, "\n"), v+strings.Join(after, "\n")
 	}
+	tlsEnabled := "true"
+	if v, r, ok := strings.Cut(rest, "listener_plaintext: true\n"); ok {
+		tlsEnabled, rest = "false", v+r
+	}
 	credExtra := ""
 	if v, r, ok := strings.Cut(rest, "credentials_extra_secrets_dir: "); ok {
 		credExtra, rest = "  secrets_dir: "+strings.TrimSpace(r), v
@@ -204,7 +208,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
   address: 127.0.0.1:%d
   advertised_address: localhost:%d
   tls:
-    enabled: true
+    enabled: %s
     cert_file: %s
     key_file: %s
 sasl:
@@ -222,7 +226,7 @@ log:
   format: json
 metrics:
   address: 127.0.0.1:%d
-%s`, port, port, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], upExtra, metricsPort, rest)
+%s`, port, port, tlsEnabled, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], upExtra, metricsPort, rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

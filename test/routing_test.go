@@ -52,18 +52,24 @@ func startCluster3(t *testing.T, topic string) *cluster3 {
 	if len(leaders) != 3 {
 		t.Fatalf("partition leaders on %d brokers, want 3", len(leaders))
 	}
-	dir := t.TempDir()
+	cl := &cluster3{c: c, watch: watch, dir: t.TempDir()}
+	cl.initFiles(t)
+	return cl
+}
+
+// initFiles writes the CA, the proxy certificate and the users file.
+func (cl *cluster3) initFiles(t *testing.T) {
+	t.Helper()
 	ca, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1", "*.kafka.test"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &cluster3{c: c, watch: watch, dir: dir, ca: ca, users: filepath.Join(dir, "users.yaml")}
-	cl.files[0], cl.files[1], cl.files[2], err = ca.WriteFiles(dir)
+	cl.ca, cl.users = ca, filepath.Join(cl.dir, "users.yaml")
+	cl.files[0], cl.files[1], cl.files[2], err = ca.WriteFiles(cl.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeUsersFile(t, cl.users)
-	return cl
 }
 
 // launch runs one proxy process listening on port with the routing YAML.
@@ -81,9 +87,7 @@ upstream:
   bootstrap_servers: [%s]
 log:
   level: debug
-metrics:
-  address: ""
-%s`, port, port, cl.files[1], cl.files[2], cl.users, bootstrap, routing)
+%s`, port, port, cl.files[1], cl.files[2], cl.users, bootstrap, withMetricsOff(routing))
 	cfgFile := filepath.Join(cl.dir, name+".yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,6 +101,14 @@ metrics:
 }
 
 func (cl *cluster3) upstreams() []string { return cl.c.ListenAddrs() }
+
+// withMetricsOff turns the metrics server off unless extra configures it.
+func withMetricsOff(extra string) string {
+	if strings.Contains(extra, "metrics:") {
+		return extra
+	}
+	return extra + "metrics:\n  address: \"\"\n"
+}
 
 // exercise produces to all six partitions and consumes them in a group,
 // moves a partition's leader and produces again, and checks nothing upstream

@@ -22,7 +22,7 @@ const reauthMinInterval = time.Second
 
 // answerSASL handles a SASL frame after authentication, or any frame while a
 // re-authentication is under way.
-func (s *session) answerSASL(frame []byte, queue chan<- pending) closeReason {
+func (s *session) answerSASL(frame []byte) closeReason {
 	h, err := protocol.ParseRequestHeader(frame)
 	if err != nil || h.Version > protocol.MaxVersion(h.Key) {
 		return reasonProtocol
@@ -30,14 +30,14 @@ func (s *session) answerSASL(frame []byte, queue chan<- pending) closeReason {
 	if s.state == stateReauthenticating {
 		if h.Key != protocol.KeySASLAuthenticate {
 			// "Unexpected Kafka request of type X during SASL authentication."
-			queue <- pending{local: errorResponse(h, kerr.IllegalSaslState.Code), closeAfter: reasonAuthFailed, delay: true}
+			s.push(pending{local: errorResponse(h, kerr.IllegalSaslState.Code), closeAfter: reasonAuthFailed, delay: true})
 			return reasonAuthFailed
 		}
-		return s.reauthStep(h, frame[h.Len:], queue)
+		return s.reauthStep(h, frame[h.Len:])
 	}
 	now := s.srv.opts.Now()
 	if h.Key == protocol.KeySASLHandshake && !s.deadline.IsZero() && now.Sub(s.reauthStart) >= reauthMinInterval {
-		return s.startReauth(h, frame[h.Len:], now, queue)
+		return s.startReauth(h, frame[h.Len:], now)
 	}
 	var resp kmsg.Response
 	switch h.Key {
@@ -58,14 +58,14 @@ func (s *session) answerSASL(frame []byte, queue chan<- pending) closeReason {
 		r.SASLAuthBytes = []byte{}
 		resp = r
 	}
-	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
+	s.push(pending{local: protocol.AppendResponse(nil, h, resp)})
 	return ""
 }
 
 // startReauth answers the SaslHandshake that opens a re-authentication.
 // Kafka accepts the handshake even for another mechanism and fails on the
 // next frame (SaslServerAuthenticator.reauthenticate), so do we.
-func (s *session) startReauth(h protocol.RequestHeader, body []byte, now time.Time, queue chan<- pending) closeReason {
+func (s *session) startReauth(h protocol.RequestHeader, body []byte, now time.Time) closeReason {
 	if h.Version > maxHandshakeVersion {
 		return reasonProtocol
 	}
@@ -84,12 +84,12 @@ func (s *session) startReauth(h protocol.RequestHeader, body []byte, now time.Ti
 	}
 	resp := kmsg.NewPtrSASLHandshakeResponse()
 	resp.SupportedMechanisms = s.srv.mechanismNames
-	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
+	s.push(pending{local: protocol.AppendResponse(nil, h, resp)})
 	return ""
 }
 
 // reauthStep runs one SaslAuthenticate round of a re-authentication.
-func (s *session) reauthStep(h protocol.RequestHeader, body []byte, queue chan<- pending) closeReason {
+func (s *session) reauthStep(h protocol.RequestHeader, body []byte) closeReason {
 	o := &s.srv.opts
 	if h.Version > maxAuthenticateVersion {
 		return reasonProtocol
@@ -104,7 +104,7 @@ func (s *session) reauthStep(h protocol.RequestHeader, body []byte, queue chan<-
 		s.log.Info("re-authentication failed", zap.String(logReason, "mechanism_changed"),
 			zap.String("requested_mechanism", s.reauthMismatch))
 		o.Metrics.Login(string(s.mech), "failure")
-		queue <- pending{closeAfter: reasonAuthFailed, delay: true}
+		s.push(pending{closeAfter: reasonAuthFailed, delay: true})
 		return reasonAuthFailed
 	}
 	resp := kmsg.NewPtrSASLAuthenticateResponse()
@@ -116,7 +116,7 @@ func (s *session) reauthStep(h protocol.RequestHeader, body []byte, queue chan<-
 		err = &principalChangeError{from: s.principal, to: "User:" + s.conv.Result().Principal}
 	}
 	if err != nil {
-		return s.reauthFailed(h, err, resp, queue)
+		return s.reauthFailed(h, err, resp)
 	}
 	resp.SASLAuthBytes = reply
 	if s.conv.Done() {
@@ -135,7 +135,7 @@ func (s *session) reauthStep(h protocol.RequestHeader, body []byte, queue chan<-
 		s.log.Info("re-authenticated", zap.Bool("audit", true), zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
 			zap.Duration("session_lifetime", s.lifetime))
 	}
-	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
+	s.push(pending{local: protocol.AppendResponse(nil, h, resp)})
 	return ""
 }
 
@@ -155,7 +155,7 @@ func (e *principalChangeError) Error() string {
 	return "Cannot change principals during re-authentication from " + dot(e.from) + ": " + dot(e.to)
 }
 
-func (s *session) reauthFailed(h protocol.RequestHeader, err error, resp *kmsg.SASLAuthenticateResponse, queue chan<- pending) closeReason {
+func (s *session) reauthFailed(h protocol.RequestHeader, err error, resp *kmsg.SASLAuthenticateResponse) closeReason {
 	s.srv.opts.Metrics.Login(string(s.mech), "failure")
 	var pc *principalChangeError
 	if errors.As(err, &pc) {
@@ -163,7 +163,7 @@ func (s *session) reauthFailed(h protocol.RequestHeader, err error, resp *kmsg.S
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = kmsg.StringPtr(pc.Error())
 		resp.SASLAuthBytes = []byte{}
-		queue <- pending{local: protocol.AppendResponse(nil, h, resp), closeAfter: reasonAuthFailed, delay: true}
+		s.push(pending{local: protocol.AppendResponse(nil, h, resp), closeAfter: reasonAuthFailed, delay: true})
 		return reasonAuthFailed
 	}
 	f := mapAuthError(err, s.mech, false, true)
@@ -175,12 +175,12 @@ func (s *session) reauthFailed(h protocol.RequestHeader, err error, resp *kmsg.S
 		resp.SASLAuthBytes = []byte{}
 		p.local = protocol.AppendResponse(nil, h, resp)
 	}
-	queue <- p
+	s.push(p)
 	return reasonAuthFailed
 }
 
 // answerAPI answers a request for an API the proxy implements itself.
-func (s *session) answerAPI(frame []byte, queue chan<- pending) closeReason {
+func (s *session) answerAPI(frame []byte) closeReason {
 	h, err := protocol.ParseRequestHeader(frame)
 	if err != nil {
 		return reasonProtocol
@@ -209,7 +209,7 @@ func (s *session) answerAPI(frame []byte, queue chan<- pending) closeReason {
 	s.srv.opts.Metrics.LocalRequest(h.Key, outcome)
 	s.log.Info("admin request", zap.Bool("audit", true), zap.String("api", kmsg.NameForKey(h.Key)),
 		zap.Bool(logTokenAuth, s.result.TokenAuthenticated), zap.String("outcome", outcome))
-	queue <- pending{local: protocol.AppendResponse(nil, h, resp)}
+	s.push(pending{local: protocol.AppendResponse(nil, h, resp)})
 	return ""
 }
 

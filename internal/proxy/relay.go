@@ -53,44 +53,76 @@ func (p pending) fromUpstream() bool { return p.local == nil && p.closeAfter == 
 
 // relay moves frames both ways until either side ends. The reader (this
 // goroutine) forwards requests and queues what each expects back; the writer
-// goroutine answers the queue in order. A client EOF or a shutdown drain stops
-// the reader at a frame boundary and lets the writer deliver every response
-// still owed; any other failure aborts both directions.
-func (s *session) relay(ctx, drain context.Context, up net.Conn) closeReason {
+// goroutine answers the queue in order. Both the upstream connection and the
+// writer start with the first request that needs them. A client EOF or a
+// shutdown drain stops the reader at a frame boundary and lets the writer
+// deliver every response still owed; any other failure aborts both
+// directions.
+func (s *session) relay(ctx, drain context.Context) closeReason {
 	o := &s.srv.opts
-	past := time.Unix(1, 0)
-	stopHard := context.AfterFunc(ctx, func() {
-		_ = s.raw.SetDeadline(past)
-		_ = up.SetDeadline(past)
-	})
+	stopHard := context.AfterFunc(ctx, func() { _ = s.raw.SetDeadline(time.Unix(1, 0)) })
 	defer stopHard()
-	stopDrain := context.AfterFunc(drain, func() { _ = s.raw.SetReadDeadline(past) })
+	stopDrain := context.AfterFunc(drain, func() { _ = s.raw.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopDrain()
+	s.queue = make(chan pending, o.MaxInFlight)
 
-	queue := make(chan pending, o.MaxInFlight)
-	writerDone := make(chan closeReason, 1)
-	writerGone := make(chan struct{})
-	go func() { defer close(writerGone); writerDone <- s.writeLoop(up, queue) }()
-	s.writerGone = writerGone
-
-	reason := s.readLoop(ctx, drain, up, queue)
-	close(queue)
+	reason := s.readLoop(ctx, drain, s.queue)
+	if s.writerDone == nil {
+		if s.up != nil {
+			_ = s.up.Close()
+		}
+		return reason
+	}
+	close(s.queue)
 	// After a client EOF or a drain the writer still delivers what is owed
 	// (the upstream is not half-closed: Kafka closes on EOF and would drop
 	// those responses). Any other end aborts the writer, which may be
 	// waiting on the upstream.
-	if reason != reasonClientClosed && reason != reasonShutdown && reason != reasonAuthFailed {
-		_ = up.SetDeadline(past)
+	if s.up != nil && reason != reasonClientClosed && reason != reasonShutdown && reason != reasonAuthFailed {
+		_ = s.up.SetDeadline(time.Unix(1, 0))
 	}
-	if wreason := <-writerDone; wreason != "" {
+	wreason := <-s.writerDone
+	if s.up != nil {
+		s.stopUp()
+		_ = s.up.Close()
+	}
+	if wreason != "" {
 		return wreason
 	}
 	return reason
 }
 
+// push queues an expected response, starting the writer on first use.
+func (s *session) push(p pending) {
+	if s.writerDone == nil {
+		s.writerDone = make(chan closeReason, 1)
+		s.writerGone = make(chan struct{})
+		go func() { defer close(s.writerGone); s.writerDone <- s.writeLoop(s.queue) }()
+	}
+	s.queue <- p
+}
+
+// upstream returns the upstream connection, dialing it on first use. The
+// writer reads s.up only for entries queued after this returns.
+func (s *session) upstream(ctx context.Context) (net.Conn, closeReason) {
+	if s.up != nil {
+		return s.up, ""
+	}
+	o := &s.srv.opts
+	up, err := o.Upstream.Dial(ctx, s.principal, s.node)
+	if err != nil {
+		o.Metrics.UpstreamDialFailed()
+		s.log.Warn("upstream dial failed", zap.Int32("node", s.node), zap.Error(err))
+		return nil, reasonUpstreamDial
+	}
+	s.up = up
+	s.stopUp = context.AfterFunc(ctx, func() { _ = up.SetDeadline(time.Unix(1, 0)) })
+	return up, ""
+}
+
 // readLoop forwards client requests upstream and answers the ones the proxy
 // owns, queueing one pending entry per expected response.
-func (s *session) readLoop(ctx, drain context.Context, up net.Conn, queue chan<- pending) closeReason {
+func (s *session) readLoop(ctx, drain context.Context, queue chan<- pending) closeReason {
 	o := &s.srv.opts
 	if _, err := s.srv.versions.get(ctx); err != nil {
 		s.log.Warn("upstream api versions unavailable", zap.Error(err))
@@ -111,14 +143,14 @@ func (s *session) readLoop(ctx, drain context.Context, up net.Conn, queue chan<-
 		}
 		s.fromClient.Add(int64(4 + n))
 		o.Metrics.BytesRelayed(int64(4+n), 0)
-		if reason := s.relayRequest(drain, n, up, queue); reason != "" {
+		if reason := s.relayRequest(ctx, drain, n); reason != "" {
 			return reason
 		}
 	}
 }
 
 // relayRequest handles one client frame of n bytes whose size was just read.
-func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue chan<- pending) closeReason {
+func (s *session) relayRequest(ctx, drain context.Context, n int) closeReason {
 	o := &s.srv.opts
 	bufp := s.srv.getChunk()
 	defer s.srv.putChunk(bufp)
@@ -146,12 +178,16 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 			return reason
 		}
 		if s.state == stateReauthenticating || key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate {
-			return s.answerSASL(frame, queue)
+			return s.answerSASL(frame)
 		}
-		return s.answerAPI(frame, queue)
+		return s.answerAPI(frame)
+	}
+	up, reason := s.upstream(ctx)
+	if reason != "" {
+		return reason
 	}
 	if us, ok := up.(upstreamSession); ok && o.Now().After(us.ReauthAt()) {
-		if reason := s.reauthUpstream(queue); reason != "" {
+		if reason := s.reauthUpstream(); reason != "" {
 			return reason
 		}
 	}
@@ -172,8 +208,8 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 		expect = acks != 0 // acks=0: Kafka sends no response at all
 	}
 	if expect {
-		queue <- pending{corr: corr, key: key, version: version, start: o.Now(),
-			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version)}
+		s.push(pending{corr: corr, key: key, version: version, start: o.Now(),
+			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version)})
 	}
 
 	_ = up.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
@@ -197,9 +233,9 @@ func (s *session) relayRequest(drain context.Context, n int, up net.Conn, queue 
 // request about to be forwarded: the writer does it when every earlier
 // response has been delivered, while this reader waits, so the exchange
 // never interleaves with client traffic.
-func (s *session) reauthUpstream(queue chan<- pending) closeReason {
+func (s *session) reauthUpstream() closeReason {
 	done := make(chan error, 1)
-	queue <- pending{reauth: done}
+	s.push(pending{reauth: done})
 	select {
 	case err := <-done:
 		if err != nil {
@@ -244,10 +280,11 @@ func (s *session) readWhole(drain context.Context, head []byte, n int) ([]byte, 
 // writeLoop answers the queue in order: local frames as they are, upstream
 // responses streamed (or decoded and rewritten when they carry endpoints).
 // It returns "" once the queue is closed and drained.
-func (s *session) writeLoop(up net.Conn, queue <-chan pending) closeReason {
+func (s *session) writeLoop(queue <-chan pending) closeReason {
 	o := &s.srv.opts
 	var size [4]byte
 	for p := range queue {
+		up := s.up // set by the reader before it queued any upstream entry
 		if p.reauth != nil {
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 			err := up.(upstreamSession).Reauthenticate(ctx)

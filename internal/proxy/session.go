@@ -59,8 +59,13 @@ type session struct {
 	requests   atomic.Int64
 
 	sizeBuf [4]byte
-	// writerGone closes when the relay's writer goroutine has exited.
-	writerGone <-chan struct{}
+	// Relay state, set up lazily (relay.go): an authenticated connection
+	// that sends nothing holds no upstream connection and one goroutine.
+	up         net.Conn
+	queue      chan pending
+	writerDone chan closeReason
+	writerGone chan struct{} // closed when the writer goroutine exits
+	stopUp     func() bool
 }
 
 // run serves the connection until it ends. It always closes the connection
@@ -122,14 +127,7 @@ func (s *session) serve(ctx, drain context.Context) closeReason {
 		return reasonIOError
 	}
 
-	up, err := o.Upstream.Dial(ctx, s.principal, s.node)
-	if err != nil {
-		o.Metrics.UpstreamDialFailed()
-		s.log.Warn("upstream dial failed", zap.Int32("node", s.node), zap.Error(err))
-		return reasonUpstreamDial
-	}
-	defer up.Close()
-	return s.relay(ctx, drain, up)
+	return s.relay(ctx, drain)
 }
 
 // logHandshakeError says plainly when the client is not speaking TLS at all.

@@ -38,8 +38,10 @@ unit:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-# Go benchmarks (credential store scale and login rate, ...).
+# Direct vs through-the-proxy in one run (test/bench), then the Go
+# micro-benchmarks (credential store scale, login rate). Writes bin/bench.txt.
 bench:
+	$(GO) run ./test/bench -out bin/bench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/...
 
 clean:

@@ -154,9 +154,9 @@ func (s *Server) ServeNode(ctx context.Context, ln net.Listener, node int32) err
 	}
 }
 
+// runSession serves one connection; the connection slot and the drain
+// count are released when the session ends, on whichever goroutine ends it.
 func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
-	defer s.wg.Done()
-	defer func() { <-s.sem }()
 	id := s.nextID.Add(1)
 	s.opts.Metrics.ConnectionOpened(s.opts.ListenerName)
 	sess := &session{
@@ -169,7 +169,10 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
 		ctx:   s.connCtx,
 		node:  node,
 	}
-	sess.run(s.connCtx, s.drainCtx)
+	sess.run(s.connCtx, s.drainCtx, func() {
+		<-s.sem
+		s.wg.Done()
+	})
 }
 
 func (s *Server) isShutdown() bool {

@@ -68,10 +68,26 @@ type session struct {
 	stopUp     func() bool
 }
 
-// run serves the connection until it ends. It always closes the connection
-// and logs exactly one summary line.
-func (s *session) run(ctx context.Context, drain context.Context) {
-	reason := s.serve(ctx, drain)
+// run serves the connection until it ends, then closes it, logs exactly one
+// summary line and calls done. Once authenticated, the relay continues on a
+// fresh goroutine and this one returns: its stack grew during the TLS
+// handshake and SCRAM and would otherwise stay that size for as long as the
+// connection idles.
+func (s *session) run(ctx context.Context, drain context.Context, done func()) {
+	reason, relay := s.serve(ctx, drain)
+	if relay {
+		go func() {
+			s.finish(s.relay(ctx, drain))
+			done()
+		}()
+		return
+	}
+	s.finish(reason)
+	done()
+}
+
+// finish closes the connection and logs the summary line.
+func (s *session) finish(reason closeReason) {
 	_ = s.conn.Close()
 	o := &s.srv.opts
 	o.Metrics.ConnectionClosed(o.ListenerName, string(reason))
@@ -88,12 +104,14 @@ func (s *session) run(ctx context.Context, drain context.Context) {
 		zap.Duration("duration", o.Now().Sub(s.start)))
 }
 
-func (s *session) serve(ctx, drain context.Context) closeReason {
+// serve runs the TLS handshake and the SASL gate; relay true means the
+// connection is authenticated and the relay should run.
+func (s *session) serve(ctx, drain context.Context) (reason closeReason, relay bool) {
 	o := &s.srv.opts
 	// TLS handshake and SASL share one deadline: a client may not sit
 	// half-authenticated (ghostunnel's forceHandshake, extended to SASL).
 	if err := s.raw.SetDeadline(o.Now().Add(o.AuthTimeout)); err != nil {
-		return reasonIOError
+		return reasonIOError, false
 	}
 	// A drain (which always precedes the hard stop) ends unauthenticated
 	// connections at once: they owe the client nothing.
@@ -106,9 +124,9 @@ func (s *session) serve(ctx, drain context.Context) closeReason {
 		if err := tc.HandshakeContext(ctx); err != nil {
 			s.logHandshakeError(err)
 			if isTimeout(err) {
-				return reasonAuthTimeout
+				return reasonAuthTimeout, false
 			}
-			return reasonTLSHandshake
+			return reasonTLSHandshake, false
 		}
 		if o.RouteSNI != nil {
 			if n, ok := o.RouteSNI(tc.ConnectionState().ServerName); ok {
@@ -118,16 +136,15 @@ func (s *session) serve(ctx, drain context.Context) closeReason {
 	}
 
 	if reason, ok := s.authenticate(ctx); !ok {
-		return reason
+		return reason, false
 	}
 	if !stop() || drain.Err() != nil {
-		return reasonShutdown
+		return reasonShutdown, false
 	}
 	if err := s.raw.SetDeadline(time.Time{}); err != nil {
-		return reasonIOError
+		return reasonIOError, false
 	}
-
-	return s.relay(ctx, drain)
+	return "", true
 }
 
 // logHandshakeError says plainly when the client is not speaking TLS at all.

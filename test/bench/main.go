@@ -1,0 +1,451 @@
+// Command bench measures scram-proxy against a direct connection in one run
+// on one machine: produce and consume throughput, produce latency at half
+// load, SCRAM logins per second and per proxy CPU second, memory per idle
+// authenticated connection, and proxy CPU seconds per GiB moved. The
+// upstream is franz-go's kfake with BlackholeProduce and SyntheticFetch so
+// the broker is not the bottleneck. Run it with `make bench`.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	xscram "github.com/xdg-go/scram"
+
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+)
+
+const (
+	user, pass = "bench", "bench-secret"
+	topic      = "bench"
+)
+
+var (
+	dur     = flag.Duration("duration", 5*time.Second, "length of each throughput and latency phase")
+	idle    = flag.Int("idle", 10000, "idle authenticated connections for the memory measurement")
+	logins  = flag.Int("logins", 2000, "SCRAM logins for the login-rate measurement")
+	out     = flag.String("out", "bin/bench.txt", "where to write the table")
+	binPath = flag.String("proxy", "", "scram-proxy binary (built when empty)")
+)
+
+type target struct {
+	name string
+	addr string
+	tls  *tls.Config
+	pid  int // the proxy process, 0 for direct
+}
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "scram-proxy-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ca, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		return err
+	}
+	_, certFile, keyFile, err := ca.WriteFiles(dir)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	clientTLS, _ := tlsutil.ClientConfig(ca.CAPEM, "localhost")
+	fast := []kfake.Opt{kfake.NumBrokers(1), kfake.BlackholeProduce(),
+		kfake.SyntheticFetch(kfake.SyntheticBatch{RecordBytes: 1000, RandomFrac: 1}), kfake.SeedTopics(1, topic),
+		kfake.ListenFn(func(n, _ string) (net.Listener, error) { return net.Listen(n, "127.0.0.1:0") })}
+	direct, err := kfake.NewCluster(append(fast, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, pass))...)
+	if err != nil {
+		return err
+	}
+	defer direct.Close()
+	behind, err := kfake.NewCluster(fast...)
+	if err != nil {
+		return err
+	}
+	defer behind.Close()
+
+	proxyAddr, pid, stop, err := startProxy(dir, certFile, keyFile, behind.ListenAddrs()[0])
+	if err != nil {
+		return err
+	}
+	defer stop()
+	d := target{"direct", strings.Replace(direct.ListenAddrs()[0], "127.0.0.1", "localhost", 1), clientTLS, 0}
+	p := target{"proxy", proxyAddr, clientTLS, pid}
+
+	var rows [][4]string
+	add := func(metric string, dv, pv float64, unit string) {
+		rows = append(rows, [4]string{metric + " (" + unit + ")", fmtNum(dv), fmtNum(pv), fmt.Sprintf("%.2fx", pv/dv)})
+	}
+	cpuStart := cpuSeconds(pid)
+	var moved float64
+	for _, size := range []int{100, 1000} {
+		dm, dr := produce(d, size)
+		pm, pr := produce(p, size)
+		moved += pm * float64(*dur/time.Second) / 1024
+		add(fmt.Sprintf("produce %d B records", size), dm, pm, "MiB/s")
+		add(fmt.Sprintf("produce %d B records", size), dr, pr, "records/s")
+	}
+	dc, pc := consume(d), consume(p)
+	moved += pc * float64(*dur/time.Second) / 1024
+	add("consume", dc, pc, "MiB/s")
+	cpu := cpuSeconds(pid) - cpuStart
+
+	_, rate := produce(d, 1000)
+	rate /= 2
+	d50, d99 := latency(d, rate)
+	p50, p99 := latency(p, rate)
+	add(fmt.Sprintf("produce latency p50 at %.0f records/s", rate), d50, p50, "ms")
+	add(fmt.Sprintf("produce latency p99 at %.0f records/s", rate), d99, p99, "ms")
+
+	dl, _ := loginRate(d, *logins)
+	pl, pcpu := loginRate(p, *logins)
+	add("SCRAM-SHA-512 logins", dl, pl, "logins/s")
+	rows = append(rows, [4]string{"proxy logins per CPU second", "", fmtNum(float64(*logins) / pcpu), ""})
+	mem, err := idleMemory(p, *idle)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, [4]string{fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), "", fmtNum(mem), ""})
+	rows = append(rows, [4]string{"proxy CPU seconds per GiB moved", "", fmtNum(cpu / moved), ""})
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, GOMAXPROCS of this machine\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()))
+	fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", "metric", "direct", "proxy", "ratio")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", r[0], r[1], r[2], r[3])
+	}
+	fmt.Print(b.String())
+	if *out != "" {
+		_ = os.MkdirAll(filepath.Dir(*out), 0o755)
+		return os.WriteFile(*out, []byte(b.String()), 0o644)
+	}
+	return nil
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+// startProxy builds (unless -proxy) and runs the proxy process in front of
+// upstream, returning its client address and pid.
+func startProxy(dir, certFile, keyFile, upstream string) (string, int, func(), error) {
+	bin := *binPath
+	if bin == "" {
+		bin = filepath.Join(dir, "scram-proxy")
+		if b, err := exec.Command("go", "build", "-o", bin, "./cmd/scram-proxy").CombinedOutput(); err != nil {
+			return "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
+		}
+	}
+	c, _ := sasl.DeriveCredential(sasl.ScramSHA512, pass, []byte("bench-salt-0123456789abc"), 4096)
+	users := filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(users, []byte("users:\n  "+user+":\n    SCRAM-SHA-512: \""+c.StoredForm()+"\"\n"), 0o600); err != nil {
+		return "", 0, nil, err
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg := fmt.Sprintf(`listener:
+  address: 127.0.0.1:%d
+  advertised_address: localhost:%d
+  max_connections: 20000
+  tls: {enabled: true, cert_file: %s, key_file: %s}
+credentials: {file: %s}
+upstream: {bootstrap_servers: [%s]}
+metrics: {address: ""}
+log: {level: warn}
+`, port, port, certFile, keyFile, users, upstream)
+	cfgFile := filepath.Join(dir, "proxy.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		return "", 0, nil, err
+	}
+	cmd := exec.Command(bin, "--config", cfgFile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			return "localhost:" + strconv.Itoa(port), cmd.Process.Pid, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", 0, nil, fmt.Errorf("proxy did not start")
+}
+
+func client(t target, opts ...kgo.Opt) *kgo.Client {
+	// No compression: the bytes measured are the bytes on the wire.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(t.addr), kgo.DialTLSConfig(t.tls),
+		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()),
+		kgo.ProducerBatchCompression(kgo.NoCompression())}, opts...)...)
+	if err != nil {
+		panic(err)
+	}
+	return cl
+}
+
+// produce pushes size-byte records for the phase duration and returns
+// acknowledged MiB/s and records/s.
+func produce(t target, size int) (float64, float64) {
+	cl := client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(2*time.Millisecond),
+		kgo.MaxBufferedRecords(200000), kgo.ProducerBatchMaxBytes(1<<20))
+	defer cl.Close()
+	value := make([]byte, size)
+	_, _ = rand.Read(value)
+	var acked atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	cl.ProduceSync(context.Background(), &kgo.Record{Value: value}) // warm up: connect and log in
+	start := time.Now()
+	for ctx.Err() == nil {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err == nil {
+				acked.Add(1)
+			}
+		})
+	}
+	el := time.Since(start).Seconds()
+	n := float64(acked.Load())
+	return n * float64(size) / el / (1 << 20), n / el
+}
+
+// consume reads the synthetic log for the phase duration: MiB/s of values.
+func consume(t target) float64 {
+	cl := client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.FetchMaxBytes(50<<20), kgo.FetchMaxPartitionBytes(10<<20))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	var bytes int64
+	start := time.Now()
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { bytes += int64(len(r.Value)) })
+	}
+	return float64(bytes) / time.Since(start).Seconds() / (1 << 20)
+}
+
+// latency produces 1000-byte records at rate per second and reports the
+// p50 and p99 acknowledgement latency in milliseconds.
+func latency(t target, rate float64) (float64, float64) {
+	cl := client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	defer cl.Close()
+	cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("warm")})
+	var mu sync.Mutex
+	var lat []float64
+	var wg sync.WaitGroup
+	value := make([]byte, 1000)
+	_, _ = rand.Read(value)
+	// Paced in bursts every millisecond: rate/1000 records per tick.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	perTick := max(1, int(rate/1000))
+	end := time.Now().Add(*dur)
+	for time.Now().Before(end) {
+		<-tick.C
+		start := time.Now()
+		for i := 0; i < perTick; i++ {
+			wg.Add(1)
+			cl.Produce(context.Background(), &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				if err == nil {
+					mu.Lock()
+					lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	sort.Float64s(lat)
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// login performs one TLS connection and SCRAM-SHA-512 login (handshake v1,
+// two SaslAuthenticate rounds) with a client whose salted password is
+// cached, so the cost measured is the server's.
+func login(t target, cl *xscram.Client) (net.Conn, error) {
+	c, err := tls.Dial("tcp", t.addr, t.tls)
+	if err != nil {
+		return nil, err
+	}
+	var corr int32
+	rt := func(req kmsg.Request) ([]byte, error) {
+		corr++
+		var f kmsg.RequestFormatter
+		if _, err := c.Write(f.AppendRequest(nil, req, corr)); err != nil {
+			return nil, err
+		}
+		var size [4]byte
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			return nil, err
+		}
+		b := make([]byte, binary.BigEndian.Uint32(size[:]))
+		_, err := io.ReadFull(c, b)
+		return b, err
+	}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "SCRAM-SHA-512"
+	if _, err := rt(hs); err != nil {
+		c.Close()
+		return nil, err
+	}
+	conv := cl.NewConversation()
+	msg, _ := conv.Step("")
+	for i := 0; i < 2; i++ {
+		a := kmsg.NewPtrSASLAuthenticateRequest()
+		a.SetVersion(1)
+		a.SASLAuthBytes = []byte(msg)
+		b, err := rt(a)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		r := kmsg.NewPtrSASLAuthenticateResponse()
+		r.SetVersion(1)
+		if err := r.ReadFrom(b[4:]); err != nil || r.ErrorCode != 0 {
+			c.Close()
+			return nil, fmt.Errorf("login failed: %v %d", err, r.ErrorCode)
+		}
+		if msg, err = conv.Step(string(r.SASLAuthBytes)); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// loginRate runs n logins over 4 workers; it returns logins/s and, for the
+// proxy, the proxy's CPU seconds spent.
+func loginRate(t target, n int) (float64, float64) {
+	cl, _ := xscram.SHA512.NewClientUnprepped(user, pass, "")
+	if c, err := login(t, cl); err == nil { // derive and cache the salted password
+		c.Close()
+	}
+	cpu0 := cpuSeconds(t.pid)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if c, err := login(t, cl); err == nil {
+					c.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), cpuSeconds(t.pid) - cpu0
+}
+
+// idleMemory opens n authenticated connections to the proxy, leaves them
+// idle, and returns the proxy's resident memory growth per connection (KiB).
+func idleMemory(t target, n int) (float64, error) {
+	cl, _ := xscram.SHA512.NewClientUnprepped(user, pass, "")
+	before := rssKiB(t.pid)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	var failed atomic.Int64
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				c, err := login(t, cl)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d of %d idle connections failed to log in", f, n)
+	}
+	time.Sleep(2 * time.Second) // let the proxy settle
+	return float64(rssKiB(t.pid)-before) / float64(len(conns)), nil
+}
+
+// cpuSeconds is the process's user+system CPU time (0 for pid 0).
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func rssKiB(pid int) int64 {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}

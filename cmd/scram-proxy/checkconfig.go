@@ -8,9 +8,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/spf13/pflag"
-
-	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 )
@@ -19,18 +16,13 @@ import (
 // (keys, values, certificate, credentials, token key file) without
 // listening, and prints every problem. Exit 0: usable; 2: problems.
 func checkConfigCommand(_ context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
-	fs := pflag.NewFlagSet("check-config", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelp
-		}
-		return usageError{err}
+	cfg, err := parseConfig("check-config", args, stderr, environ)
+	var ce configError
+	if errors.As(err, &ce) {
+		return checkFailed(stdout, ce.err)
 	}
-	cfg, err := config.Load(fs, environ)
 	if err != nil {
-		return checkFailed(stdout, err)
+		return err
 	}
 	var errs []error
 	if t := cfg.Listener.TLS; t.Enabled {

@@ -29,19 +29,40 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
 )
 
-func serveCommand(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+// configError is a configuration that did not load or validate; commands
+// present it their own way.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+
+// parseConfig parses command's configuration flags and loads the
+// configuration: flag problems are usageError or errHelp, configuration
+// problems configError.
+func parseConfig(command string, args []string, stderr io.Writer, environ []string) (config.Config, error) {
+	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return errHelp
+			return config.Config{}, errHelp
 		}
-		return usageError{err}
+		return config.Config{}, usageError{err}
 	}
 	cfg, err := config.Load(fs, environ)
 	if err != nil {
-		return usageError{err}
+		return config.Config{}, configError{err}
+	}
+	return cfg, nil
+}
+
+func serveCommand(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
+	cfg, err := parseConfig("serve", args, stderr, environ)
+	var ce configError
+	if errors.As(err, &ce) {
+		return usageError{ce.err}
+	}
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {

@@ -261,9 +261,10 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// Renew extends a token's expiry (RenewDelegationToken, KRaft order: 64, 61,
-// 62, 66, 63). The period is capped at the expiry time; <= 0 means that cap.
-func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
+// change runs fn on the token with hmac under the write lock, after the
+// checks Renew and Expire share, in Kafka's order: 64 (token-authenticated
+// caller), 61 (no key), 62 (no such token).
+func (m *Manager) change(c Caller, hmac []byte, fn func(e *entry, now time.Time) (int16, time.Time, error)) (int16, time.Time, error) {
 	if !c.allowed() {
 		return codeNotAllowed, time.Time{}, nil
 	}
@@ -273,62 +274,59 @@ func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, tim
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.byHMACLocked(hmac)
-	now := m.o.Now()
-	switch {
-	case e == nil:
+	if e == nil {
 		return codeNotFound, time.Time{}, nil
-	case e.info.expired(now):
-		return codeExpired, time.Time{}, nil
-	case !e.info.ownerOrRenewer(c.Principal):
-		return codeOwnerMismatch, time.Time{}, nil
 	}
-	if period <= 0 {
-		period = m.o.ExpiryTime
-	}
+	return fn(e, m.o.Now())
+}
+
+// setExpiry persists a token's new expiry, then applies it.
+func (m *Manager) setExpiry(e *entry, expiry time.Time) (int16, time.Time, error) {
 	info := e.info
-	info.Expiry = minTime(info.Max, now.Add(min(period, m.o.ExpiryTime)))
+	info.Expiry = expiry
 	if err := m.o.Store.PutToken(info); err != nil {
 		return 0, time.Time{}, fmt.Errorf("persist delegation token: %w", err)
 	}
 	e.info = info
-	return 0, info.Expiry, nil
+	return 0, expiry, nil
+}
+
+// Renew extends a token's expiry (RenewDelegationToken, KRaft order: 64, 61,
+// 62, 66, 63). The period is capped at the expiry time; <= 0 means that cap.
+func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
+	return m.change(c, hmac, func(e *entry, now time.Time) (int16, time.Time, error) {
+		switch {
+		case e.info.expired(now):
+			return codeExpired, time.Time{}, nil
+		case !e.info.ownerOrRenewer(c.Principal):
+			return codeOwnerMismatch, time.Time{}, nil
+		}
+		if period <= 0 {
+			period = m.o.ExpiryTime
+		}
+		return m.setExpiry(e, minTime(e.info.Max, now.Add(min(period, m.o.ExpiryTime))))
+	})
 }
 
 // Expire shortens or ends a token (ExpireDelegationToken, order: 64, 61, 62,
 // 63, then 66). A negative period removes it at once, the admin tools'
 // default.
 func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
-	if !c.allowed() {
-		return codeNotAllowed, time.Time{}, nil
-	}
-	if !m.Enabled() {
-		return codeDisabled, time.Time{}, nil
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.byHMACLocked(hmac)
-	now := m.o.Now()
-	switch {
-	case e == nil:
-		return codeNotFound, time.Time{}, nil
-	case !e.info.ownerOrRenewer(c.Principal):
-		return codeOwnerMismatch, time.Time{}, nil
-	case period < 0:
-		if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
-			return 0, time.Time{}, fmt.Errorf("delete delegation token: %w", err)
+	return m.change(c, hmac, func(e *entry, now time.Time) (int16, time.Time, error) {
+		switch {
+		case !e.info.ownerOrRenewer(c.Principal):
+			return codeOwnerMismatch, time.Time{}, nil
+		case period < 0:
+			if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
+				return 0, time.Time{}, fmt.Errorf("delete delegation token: %w", err)
+			}
+			m.remove(e.info.ID)
+			return 0, now, nil
+		case e.info.expired(now):
+			return codeExpired, time.Time{}, nil
 		}
-		m.remove(e.info.ID)
-		return 0, now, nil
-	case e.info.expired(now):
-		return codeExpired, time.Time{}, nil
-	}
-	info := e.info
-	info.Expiry = minTime(info.Max, now.Add(period))
-	if err := m.o.Store.PutToken(info); err != nil {
-		return 0, time.Time{}, fmt.Errorf("persist delegation token: %w", err)
-	}
-	e.info = info
-	return 0, info.Expiry, nil
+		return m.setExpiry(e, minTime(e.info.Max, now.Add(period)))
+	})
 }
 
 func (m *Manager) byHMACLocked(hmac []byte) *entry {

@@ -6,16 +6,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/scram-proxy/scram-proxy/test/clients/internal/driverenv"
 )
 
 func main() {
@@ -26,35 +24,28 @@ func main() {
 }
 
 func run() error {
-	count, _ := strconv.Atoi(os.Getenv("KAFKA_COUNT"))
-	budget, _ := strconv.Atoi(os.Getenv("KAFKA_TIMEOUT_SEC"))
-	topic := os.Getenv("KAFKA_TOPIC")
-	ca, err := os.ReadFile(os.Getenv("KAFKA_CA_FILE"))
+	env, err := driverenv.Load()
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	auth := scram.Auth{User: os.Getenv("KAFKA_USER"), Pass: os.Getenv("KAFKA_PASSWORD")}
+	auth := scram.Auth{User: env.User, Pass: env.Password}
 	if id := os.Getenv("KAFKA_TOKEN_ID"); id != "" {
 		auth = scram.Auth{User: id, Pass: os.Getenv("KAFKA_TOKEN_HMAC"), IsToken: true}
 	}
 	var mech sasl.Mechanism = auth.AsSha512Mechanism()
-	if os.Getenv("KAFKA_MECHANISM") == "SCRAM-SHA-256" {
+	if env.Mechanism == "SCRAM-SHA-256" {
 		mech = auth.AsSha256Mechanism()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(budget)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), env.Budget)
 	defer cancel()
-	opts := []kgo.Opt{kgo.SeedBrokers(os.Getenv("KAFKA_BOOTSTRAP")), kgo.SASL(mech),
-		kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})}
-	prod, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(topic))...)
+	opts := []kgo.Opt{kgo.SeedBrokers(env.Bootstrap), kgo.SASL(mech), kgo.DialTLSConfig(env.TLS)}
+	prod, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(env.Topic))...)
 	if err != nil {
 		return err
 	}
 	want := map[string]bool{}
 	var recs []*kgo.Record
-	for i := 0; i < count; i++ {
-		v := fmt.Sprintf("franz-go-%s-%d", topic, i)
+	for _, v := range env.Values("franz-go") {
 		want[v] = true
 		recs = append(recs, &kgo.Record{Value: []byte(v)})
 	}
@@ -62,14 +53,14 @@ func run() error {
 		return fmt.Errorf("produce: %w", err)
 	}
 	prod.Close()
-	cons, err := kgo.NewClient(append(opts, kgo.ConsumerGroup(os.Getenv("KAFKA_GROUP")), kgo.ConsumeTopics(topic),
+	cons, err := kgo.NewClient(append(opts, kgo.ConsumerGroup(env.Group), kgo.ConsumeTopics(env.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return err
 	}
 	defer cons.Close()
 	seen := map[string]bool{}
-	for len(seen) < count && ctx.Err() == nil {
+	for len(seen) < env.Count && ctx.Err() == nil {
 		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			if want[string(r.Value)] {
 				seen[string(r.Value)] = true
@@ -79,9 +70,5 @@ func run() error {
 	if err := cons.CommitUncommittedOffsets(context.Background()); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	fmt.Printf("RESULT produced=%d consumed=%d\n", count, len(seen))
-	if len(seen) != count {
-		return fmt.Errorf("consumed %d of %d", len(seen), count)
-	}
-	return nil
+	return env.Result(len(recs), len(seen))
 }

@@ -5,15 +5,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/scram-proxy/scram-proxy/test/clients/internal/driverenv"
 )
 
 func main() {
@@ -24,37 +23,29 @@ func main() {
 }
 
 func run() error {
-	count, _ := strconv.Atoi(os.Getenv("KAFKA_COUNT"))
-	budget, _ := strconv.Atoi(os.Getenv("KAFKA_TIMEOUT_SEC"))
-	topic := os.Getenv("KAFKA_TOPIC")
-	ca, err := os.ReadFile(os.Getenv("KAFKA_CA_FILE"))
+	env, err := driverenv.Load()
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
 	algo := scram.SHA512
-	if os.Getenv("KAFKA_MECHANISM") == "SCRAM-SHA-256" {
+	if env.Mechanism == "SCRAM-SHA-256" {
 		algo = scram.SHA256
 	}
-	mech, err := scram.Mechanism(algo, os.Getenv("KAFKA_USER"), os.Getenv("KAFKA_PASSWORD"))
+	mech, err := scram.Mechanism(algo, env.User, env.Password)
 	if err != nil {
 		return err
 	}
-	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(budget)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), env.Budget)
 	defer cancel()
-
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(os.Getenv("KAFKA_BOOTSTRAP")),
-		Topic:        topic,
+		Addr:         kafka.TCP(env.Bootstrap),
+		Topic:        env.Topic,
 		RequiredAcks: kafka.RequireAll,
-		Transport:    &kafka.Transport{TLS: tlsCfg, SASL: mech},
+		Transport:    &kafka.Transport{TLS: env.TLS, SASL: mech},
 	}
 	want := map[string]bool{}
 	var msgs []kafka.Message
-	for i := 0; i < count; i++ {
-		v := fmt.Sprintf("kafka-go-%s-%d", topic, i)
+	for _, v := range env.Values("kafka-go") {
 		want[v] = true
 		msgs = append(msgs, kafka.Message{Value: []byte(v)})
 	}
@@ -64,16 +55,16 @@ func run() error {
 	w.Close()
 
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     []string{os.Getenv("KAFKA_BOOTSTRAP")},
-		GroupID:     os.Getenv("KAFKA_GROUP"),
-		Topic:       topic,
+		Brokers:     []string{env.Bootstrap},
+		GroupID:     env.Group,
+		Topic:       env.Topic,
 		StartOffset: kafka.FirstOffset,
-		Dialer:      &kafka.Dialer{TLS: tlsCfg, SASLMechanism: mech, Timeout: 10 * time.Second},
+		Dialer:      &kafka.Dialer{TLS: env.TLS, SASLMechanism: mech, Timeout: 10 * time.Second},
 		MaxWait:     200 * time.Millisecond,
 	})
 	defer r.Close()
 	seen := map[string]bool{}
-	for len(seen) < count {
+	for len(seen) < env.Count {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			break
@@ -85,9 +76,5 @@ func run() error {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
-	fmt.Printf("RESULT produced=%d consumed=%d\n", count, len(seen))
-	if len(seen) != count {
-		return fmt.Errorf("consumed %d of %d", len(seen), count)
-	}
-	return nil
+	return env.Result(len(msgs), len(seen))
 }

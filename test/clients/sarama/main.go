@@ -5,16 +5,15 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
+
+	"github.com/scram-proxy/scram-proxy/test/clients/internal/driverenv"
 )
 
 type xdgClient struct {
@@ -66,57 +65,51 @@ func main() {
 }
 
 func run() error {
-	count, _ := strconv.Atoi(os.Getenv("KAFKA_COUNT"))
-	budget, _ := strconv.Atoi(os.Getenv("KAFKA_TIMEOUT_SEC"))
-	topic := os.Getenv("KAFKA_TOPIC")
-	ca, err := os.ReadFile(os.Getenv("KAFKA_CA_FILE"))
+	env, err := driverenv.Load()
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Net.TLS.Enable = true
-	cfg.Net.TLS.Config = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cfg.Net.TLS.Config = env.TLS
 	cfg.Net.SASL.Enable = true
-	cfg.Net.SASL.User, cfg.Net.SASL.Password = os.Getenv("KAFKA_USER"), os.Getenv("KAFKA_PASSWORD")
+	cfg.Net.SASL.User, cfg.Net.SASL.Password = env.User, env.Password
 	gen := scram.SHA512
 	cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
-	if os.Getenv("KAFKA_MECHANISM") == "SCRAM-SHA-256" {
+	if env.Mechanism == "SCRAM-SHA-256" {
 		gen, cfg.Net.SASL.Mechanism = scram.SHA256, sarama.SASLTypeSCRAMSHA256
 	}
 	cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &xdgClient{gen: gen} }
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	brokers := []string{os.Getenv("KAFKA_BOOTSTRAP")}
+	brokers := []string{env.Bootstrap}
 
 	prod, err := sarama.NewSyncProducer(brokers, cfg)
 	if err != nil {
 		return err
 	}
 	want := map[string]bool{}
-	for i := 0; i < count; i++ {
-		v := fmt.Sprintf("sarama-%s-%d", topic, i)
+	for _, v := range env.Values("sarama") {
 		want[v] = true
-		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}); err != nil {
+		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: env.Topic, Value: sarama.StringEncoder(v)}); err != nil {
 			return err
 		}
 	}
 	prod.Close()
 
-	group, err := sarama.NewConsumerGroup(brokers, os.Getenv("KAFKA_GROUP"), cfg)
+	group, err := sarama.NewConsumerGroup(brokers, env.Group, cfg)
 	if err != nil {
 		return err
 	}
 	defer group.Close()
 	h := &handler{want: want, seen: map[string]bool{}, done: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(budget)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), env.Budget)
 	defer cancel()
 	go func() {
 		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{topic}, h); err != nil {
+			if err := group.Consume(ctx, []string{env.Topic}, h); err != nil {
 				fmt.Fprintln(os.Stderr, "consume:", err)
 				time.Sleep(200 * time.Millisecond)
 			}
@@ -129,9 +122,5 @@ func run() error {
 	h.mu.Lock()
 	seen := len(h.seen)
 	h.mu.Unlock()
-	fmt.Printf("RESULT produced=%d consumed=%d\n", count, seen)
-	if seen != count {
-		return fmt.Errorf("consumed %d of %d", seen, count)
-	}
-	return nil
+	return env.Result(len(want), seen)
 }

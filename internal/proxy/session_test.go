@@ -375,10 +375,9 @@ func TestAuthTimeout(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.AuthTimeout = 200 * time.Millisecond })
 	w := e.dial()
 	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	_, after := w.expectClosed()
-	if after > 3*time.Second {
-		t.Fatalf("closed after %v", after)
-	}
+	// expectClosed fails the test if the connection is still open after
+	// its 5 s read deadline, far beyond the 200 ms auth timeout.
+	w.expectClosed()
 }
 
 func TestSessionLifetime(t *testing.T) {

@@ -1,34 +1,80 @@
 #!/usr/bin/env bash
-# Installs the real Kafka clients the integration tests drive, when missing:
-# kcat, kafka-python and confluent-kafka from Debian, kafkajs from npm (pinned
-# by test/clients/kafkajs/package-lock.json). Idempotent.
+# Installs what the real-client integration tests (test/clients) need, when
+# it is missing: kcat, kafka-python and confluent-kafka from Debian (apt), and
+# kafkajs from npm, pinned by test/clients/kafkajs/package-lock.json (npm ci).
+# Idempotent: prints one line per dependency, "present:" or "installing:".
+# Needs a Debian-like system; root, or sudo, only when apt has work to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    echo "install-test-deps: need root to run: $*" >&2; return 1; fi
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "install-test-deps: need root (or sudo) to run: $*" >&2
+    return 1
+  fi
 }
 
-if command -v kcat >/dev/null && /usr/bin/python3 -c 'import kafka, confluent_kafka' 2>/dev/null; then
-  echo "present: kcat, python3-kafka, python3-confluent-kafka"
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The Python drivers run with /usr/bin/python3: the Debian packages install
+# into its dist-packages, whatever python3 comes first on PATH (e.g. pyenv).
+py_has() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $1" 2>/dev/null; }
+
+missing=()
+if command -v kcat >/dev/null; then
+  echo "present: kcat ($(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*librdkafka \([^ ]*\).*/\1, librdkafka \2/p'))"
 else
-  echo "installing: kcat python3-kafka python3-confluent-kafka (apt)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat python3-kafka python3-confluent-kafka >/dev/null
+  missing+=(kcat)
 fi
-
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "installing: nodejs npm (apt)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+if py_has kafka; then
+  echo "present: python3-kafka ($(/usr/bin/python3 -c 'import kafka; print(kafka.__version__)'))"
+else
+  missing+=(python3-kafka)
 fi
+if py_has confluent_kafka; then
+  echo "present: python3-confluent-kafka ($(/usr/bin/python3 -c 'import confluent_kafka as c; print(c.version()[0] + ", librdkafka " + c.libversion()[0])'))"
+else
+  missing+=(python3-confluent-kafka)
+fi
+if ! command -v node >/dev/null; then
+  missing+=(nodejs)
+fi
+if ! command -v npm >/dev/null; then
+  missing+=(npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  for p in "${missing[@]}"; do echo "installing: $p (apt)"; done
+  apt_install "${missing[@]}"
+  command -v kcat >/dev/null || { echo "install-test-deps: kcat still missing" >&2; exit 1; }
+  py_has kafka || { echo "install-test-deps: /usr/bin/python3 cannot import kafka" >&2; exit 1; }
+  py_has confluent_kafka || { echo "install-test-deps: /usr/bin/python3 cannot import confluent_kafka" >&2; exit 1; }
+fi
+echo "present: node $(node --version), npm $(npm --version)"
 
+# kafkajs: node_modules must hold exactly the versions package-lock.json pins;
+# otherwise (missing, or the lockfile changed since) reinstall from the lock.
 js=test/clients/kafkajs
-if [ -f "$js/node_modules/kafkajs/package.json" ] &&
-   [ "$(node -p "require('./$js/node_modules/kafkajs/package.json').version")" = "2.2.4" ]; then
-  echo "present: kafkajs 2.2.4"
+if (cd "$js" && node -e '
+  const fs = require("fs")
+  const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"))
+  for (const [path, meta] of Object.entries(lock.packages || {})) {
+    if (!path || meta.link) continue
+    const pkg = JSON.parse(fs.readFileSync(path + "/package.json", "utf8"))
+    if (pkg.version !== meta.version) process.exit(1)
+  }' 2>/dev/null); then
+  echo "present: kafkajs $(cd "$js" && node -p 'require("kafkajs/package.json").version') (node_modules matches package-lock.json)"
 else
-  echo "installing: kafkajs (npm ci)"
-  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "installing: kafkajs (npm ci in $js)"
+  (cd "$js" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 fi

@@ -135,7 +135,7 @@ func kcatThrough(t *testing.T, cl *cluster3, seed, topic string) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat not installed (run scripts/install-test-deps.sh)")
 	}
-	// kcat's -c counts every record it reads, so it gets a topic of its own.
+	// kcat gets a topic of its own so its records and group stay separate.
 	own := topic + "-kcat"
 	if err := cl.c.CreateTopic(own, 6, nil); err != nil {
 		t.Fatal(err)

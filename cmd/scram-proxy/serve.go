@@ -245,7 +245,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	healthCtx, stopHealth := context.WithCancel(context.Background())
 	defer stopHealth()
 	if cfg.Metrics.Address != "" {
-		hs, err := telemetry.Listen(cfg.Metrics.Address, metrics.Handler(), readiness(srv, dialer))
+		hs, err := telemetry.Listen(cfg.Metrics.Address, metrics.Handler(), readiness(srv, dialer), cfg.Metrics.Pprof)
 		if err != nil {
 			return err
 		}

@@ -22,8 +22,10 @@ type Config struct {
 }
 
 // Metrics serves /metrics, /healthz and /readyz; an empty address is off.
+// Pprof adds Go's /debug/pprof/ profiles on the same address.
 type Metrics struct {
 	Address string `mapstructure:"address"`
+	Pprof   bool   `mapstructure:"pprof"`
 }
 
 // Shutdown bounds the drain after SIGTERM.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 )
@@ -23,14 +24,23 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen opens addr and prepares the handlers; Serve runs them.
-func Listen(addr string, metrics http.Handler, checks []Check) (*Server, error) {
+// Listen opens addr and prepares the handlers; Serve runs them. With
+// profiling, /debug/pprof/ serves Go's runtime profiles too (off by
+// default: a CPU profile costs the data path while it runs).
+func Listen(addr string, metrics http.Handler, checks []Check, profiling bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.address %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics)
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -59,14 +59,11 @@ func (p pending) fromUpstream() bool { return p.local == nil && p.closeAfter == 
 // deliver every response still owed; any other failure aborts both
 // directions.
 func (s *session) relay(ctx, drain context.Context) closeReason {
-	o := &s.srv.opts
 	stopHard := context.AfterFunc(ctx, func() { _ = s.raw.SetDeadline(time.Unix(1, 0)) })
 	defer stopHard()
 	stopDrain := context.AfterFunc(drain, func() { _ = s.raw.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopDrain()
-	s.queue = make(chan pending, o.MaxInFlight)
-
-	reason := s.readLoop(ctx, drain, s.queue)
+	reason := s.readLoop(ctx, drain)
 	if s.writerDone == nil {
 		if s.up != nil {
 			_ = s.up.Close()
@@ -92,9 +89,12 @@ func (s *session) relay(ctx, drain context.Context) closeReason {
 	return reason
 }
 
-// push queues an expected response, starting the writer on first use.
+// push queues an expected response, starting the writer on first use. The
+// queue (MaxInFlight entries, 25 KiB at the default) is made then too, so a
+// connection that only logs in does not pay for it.
 func (s *session) push(p pending) {
 	if s.writerDone == nil {
+		s.queue = make(chan pending, s.srv.opts.MaxInFlight)
 		s.writerDone = make(chan closeReason, 1)
 		s.writerGone = make(chan struct{})
 		go func() { defer close(s.writerGone); s.writerDone <- s.writeLoop(s.queue) }()
@@ -122,7 +122,7 @@ func (s *session) upstream(ctx context.Context) (net.Conn, closeReason) {
 
 // readLoop forwards client requests upstream and answers the ones the proxy
 // owns, queueing one pending entry per expected response.
-func (s *session) readLoop(ctx, drain context.Context, queue chan<- pending) closeReason {
+func (s *session) readLoop(ctx, drain context.Context) closeReason {
 	o := &s.srv.opts
 	if _, err := s.srv.versions.get(ctx); err != nil {
 		s.log.Warn("upstream api versions unavailable", zap.Error(err))

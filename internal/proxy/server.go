@@ -26,6 +26,7 @@ type Server struct {
 	mechanismNames []string
 	chunks         sync.Pool // *[]byte of chunkSize+4
 	frames         bufPool   // whole frames held for rewriting
+	batches        sync.Pool // *[]byte of batchSize capacity, for batchConn
 
 	sem    chan struct{} // one slot per open connection
 	wg     sync.WaitGroup
@@ -83,6 +84,7 @@ func New(opts Options) (*Server, error) {
 		s.mechanismNames = append(s.mechanismNames, string(m))
 	}
 	s.chunks.New = func() any { b := make([]byte, chunkSize+4); return &b }
+	s.batches.New = func() any { b := make([]byte, 0, batchSize); return &b }
 	s.connCtx, s.cancelConns = context.WithCancel(context.Background())
 	s.drainCtx, s.startDrain = context.WithCancel(context.Background())
 	return s, nil

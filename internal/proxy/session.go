@@ -35,8 +35,9 @@ const (
 type session struct {
 	srv   *Server
 	id    uint64
-	raw   net.Conn // the accepted TCP connection
-	conn  net.Conn // raw, or the TLS connection over it
+	raw   net.Conn   // the accepted TCP connection
+	conn  net.Conn   // raw, or the TLS connection over it
+	batch *batchConn // under the TLS connection; nil without TLS
 	log   *zap.Logger
 	start time.Time
 	ctx   context.Context // ends when the server stops hard
@@ -119,7 +120,8 @@ func (s *session) serve(ctx, drain context.Context) (reason closeReason, relay b
 	defer stop()
 
 	if o.TLS != nil {
-		tc := tls.Server(s.raw, o.TLS)
+		s.batch = &batchConn{Conn: s.raw, pool: &s.srv.batches}
+		tc := tls.Server(s.batch, o.TLS)
 		s.conn = tc
 		if err := tc.HandshakeContext(ctx); err != nil {
 			s.logHandshakeError(err)
@@ -165,13 +167,23 @@ func (s *session) logHandshakeError(err error) {
 }
 
 // write sends b to the client under a write deadline (the idle timeout: a
-// client that reads nothing for that long is gone).
+// client that reads nothing for that long is gone). Over TLS, writes of
+// more than one record reach the socket in batches (batchConn).
 func (s *session) write(b []byte) error {
 	o := &s.srv.opts
 	if s.state >= stateAuthenticated {
 		_ = s.conn.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
 	}
+	batch := s.batch != nil && len(b) > maxPlaintext
+	if batch {
+		s.batch.begin()
+	}
 	n, err := s.conn.Write(b)
+	if batch {
+		if berr := s.batch.end(); err == nil && berr != nil {
+			n, err = 0, berr
+		}
+	}
 	s.toClient.Add(int64(n))
 	o.Metrics.BytesRelayed(0, int64(n))
 	if err != nil {

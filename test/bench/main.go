@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,13 +48,56 @@ var (
 	logins  = flag.Int("logins", 2000, "SCRAM logins for the login-rate measurement")
 	out     = flag.String("out", "bin/bench.txt", "where to write the table")
 	binPath = flag.String("proxy", "", "scram-proxy binary (built when empty)")
+	rounds  = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
+	phases  = flag.String("phases", "produce100,produce1000,consume,latency,logins,idle", "which phases to run, comma-separated")
+	profDir = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
 )
 
 type target struct {
-	name string
-	addr string
-	tls  *tls.Config
-	pid  int // the proxy process, 0 for direct
+	name  string
+	addr  string
+	tls   *tls.Config
+	pid   int    // the proxy process, 0 for direct
+	debug string // the proxy's metrics address when profiling
+}
+
+// profile saves the proxy's named pprof profile (query: its parameters)
+// under -profile; it is a no-op without -profile or for the direct target.
+func (t target) profile(name, query, file string) {
+	if *profDir == "" || t.debug == "" {
+		return
+	}
+	resp, err := http.Get("http://" + t.debug + "/debug/pprof/" + name + "?" + query)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(*profDir, file), b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+	}
+}
+
+// cpuProfile profiles the proxy for the phase duration in the background
+// (in the first round only); wait for it with the returned func.
+func (t target) cpuProfile(file string, round int) func() {
+	done := make(chan struct{})
+	if round > 0 {
+		close(done)
+		return func() {}
+	}
+	go func() {
+		defer close(done)
+		t.profile("profile", fmt.Sprintf("seconds=%d", int(dur.Seconds())), file)
+	}()
+	return func() { <-done }
 }
 
 func main() {
@@ -97,54 +142,104 @@ func run() error {
 	}
 	defer behind.Close()
 
-	proxyAddr, pid, stop, err := startProxy(dir, certFile, keyFile, behind.ListenAddrs()[0])
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			return err
+		}
+	}
+	proxyAddr, debugAddr, pid, stop, err := startProxy(dir, certFile, keyFile, behind.ListenAddrs()[0])
 	if err != nil {
 		return err
 	}
 	defer stop()
-	d := target{"direct", strings.Replace(direct.ListenAddrs()[0], "127.0.0.1", "localhost", 1), clientTLS, 0}
-	p := target{"proxy", proxyAddr, clientTLS, pid}
+	d := target{"direct", strings.Replace(direct.ListenAddrs()[0], "127.0.0.1", "localhost", 1), clientTLS, 0, ""}
+	p := target{"proxy", proxyAddr, clientTLS, pid, debugAddr}
 
 	var rows [][4]string
 	add := func(metric string, dv, pv float64, unit string) {
 		rows = append(rows, [4]string{metric + " (" + unit + ")", fmtNum(dv), fmtNum(pv), fmt.Sprintf("%.2fx", pv/dv)})
 	}
-	cpuStart := cpuSeconds(pid)
-	var moved float64
+	var busy [][4]string // CPU use per phase, printed after the ratios
+	addBusy := func(phase string, dc, pc cores) {
+		busy = append(busy, [4]string{phase, fmtNum(dc.total()), fmtNum(pc.total()), fmtNum(pc.proxy)})
+	}
+	var proxyCPU, moved float64 // proxy CPU seconds and GiB over the throughput phases
+	halfRate := 0.0             // half the direct 1000 B produce rate
 	for _, size := range []int{100, 1000} {
-		dm, dr := produce(d, size)
-		pm, pr := produce(p, size)
-		moved += pm * float64(*dur/time.Second) / 1024
-		add(fmt.Sprintf("produce %d B records", size), dm, pm, "MiB/s")
-		add(fmt.Sprintf("produce %d B records", size), dr, pr, "records/s")
+		if !want(fmt.Sprintf("produce%d", size)) {
+			continue
+		}
+		var dr, pr throughput
+		for i := 0; i < *rounds; i++ { // interleaved, so drift hits both sides
+			dr.add(produce(d, size))
+			wait := p.cpuProfile(fmt.Sprintf("cpu-produce-%d.pprof", size), i)
+			pr.add(produce(p, size))
+			wait()
+		}
+		dm, pm := dr.median(), pr.median()
+		proxyCPU += pr.proxyCPU
+		moved += pr.gib
+		add(fmt.Sprintf("produce %d B records", size), dm.mib, pm.mib, "MiB/s")
+		add(fmt.Sprintf("produce %d B records", size), dm.records, pm.records, "records/s")
+		addBusy(fmt.Sprintf("produce %d B records", size), dm.busy, pm.busy)
+		if size == 1000 {
+			halfRate = dm.records / 2
+		}
 	}
-	dc, pc := consume(d), consume(p)
-	moved += pc * float64(*dur/time.Second) / 1024
-	add("consume", dc, pc, "MiB/s")
-	cpu := cpuSeconds(pid) - cpuStart
-
-	_, rate := produce(d, 1000)
-	rate /= 2
-	d50, d99 := latency(d, rate)
-	p50, p99 := latency(p, rate)
-	add(fmt.Sprintf("produce latency p50 at %.0f records/s", rate), d50, p50, "ms")
-	add(fmt.Sprintf("produce latency p99 at %.0f records/s", rate), d99, p99, "ms")
-
-	dl, _ := loginRate(d, *logins)
-	pl, pcpu := loginRate(p, *logins)
-	add("SCRAM-SHA-512 logins", dl, pl, "logins/s")
-	rows = append(rows, [4]string{"proxy logins per CPU second", "", fmtNum(float64(*logins) / pcpu), ""})
-	mem, err := idleMemory(p, *idle)
-	if err != nil {
-		return err
+	if want("consume") {
+		var dr, pr throughput
+		for i := 0; i < *rounds; i++ {
+			dr.add(consume(d))
+			wait := p.cpuProfile("cpu-consume.pprof", i)
+			pr.add(consume(p))
+			wait()
+		}
+		dm, pm := dr.median(), pr.median()
+		proxyCPU += pr.proxyCPU
+		moved += pr.gib
+		add("consume", dm.mib, pm.mib, "MiB/s")
+		addBusy("consume", dm.busy, pm.busy)
 	}
-	rows = append(rows, [4]string{fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), "", fmtNum(mem), ""})
-	rows = append(rows, [4]string{"proxy CPU seconds per GiB moved", "", fmtNum(cpu / moved), ""})
+
+	if want("latency") {
+		if halfRate == 0 {
+			halfRate = produce(d, 1000).records / 2
+		}
+		d50, d99 := latency(d, halfRate)
+		p50, p99 := latency(p, halfRate)
+		add(fmt.Sprintf("produce latency p50 at %.0f records/s", halfRate), d50, p50, "ms")
+		add(fmt.Sprintf("produce latency p99 at %.0f records/s", halfRate), d99, p99, "ms")
+	}
+
+	if want("logins") {
+		dl, _ := loginRate(d, *logins)
+		wait := p.cpuProfile("cpu-logins.pprof", 0)
+		pl, pcpu := loginRate(p, *logins)
+		wait()
+		add("SCRAM-SHA-512 logins", dl, pl, "logins/s")
+		rows = append(rows, [4]string{"proxy logins per CPU second", "", fmtNum(float64(*logins) / pcpu), ""})
+	}
+	if want("idle") {
+		mem, err := idleMemory(p, *idle)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, [4]string{fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), "", fmtNum(mem), ""})
+	}
+	if moved > 0 {
+		rows = append(rows, [4]string{"proxy CPU seconds per GiB moved", "", fmtNum(proxyCPU / moved), ""})
+	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, GOMAXPROCS of this machine\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()))
+	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, throughput the median of %d interleaved rounds\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()), *rounds)
 	fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", "metric", "direct", "proxy", "ratio")
 	for _, r := range rows {
+		fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", r[0], r[1], r[2], r[3])
+	}
+	fmt.Fprintf(&b, "\nCPU cores busy (%d on this machine): bench process (client + kfake) plus proxy\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", "phase", "direct", "proxy", "of which proxy")
+	for _, r := range busy {
 		fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", r[0], r[1], r[2], r[3])
 	}
 	fmt.Print(b.String())
@@ -166,23 +261,26 @@ func fmtNum(v float64) string {
 }
 
 // startProxy builds (unless -proxy) and runs the proxy process in front of
-// upstream, returning its client address and pid.
-func startProxy(dir, certFile, keyFile, upstream string) (string, int, func(), error) {
+// upstream, returning its client address, its metrics address (with
+// -profile) and its pid.
+func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pid int, stop func(), err error) {
 	bin := *binPath
 	if bin == "" {
 		bin = filepath.Join(dir, "scram-proxy")
 		if b, err := exec.Command("go", "build", "-o", bin, "./cmd/scram-proxy").CombinedOutput(); err != nil {
-			return "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
+			return "", "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
 		}
 	}
 	c, _ := sasl.DeriveCredential(sasl.ScramSHA512, pass, []byte("bench-salt-0123456789abc"), 4096)
 	users := filepath.Join(dir, "users.yaml")
 	if err := os.WriteFile(users, []byte("users:\n  "+user+":\n    SCRAM-SHA-512: \""+c.StoredForm()+"\"\n"), 0o600); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port, metrics := freePort(), `""`
+	if *profDir != "" {
+		debug = "127.0.0.1:" + strconv.Itoa(freePort())
+		metrics = debug + ", pprof: true"
+	}
 	cfg := fmt.Sprintf(`listener:
   address: 127.0.0.1:%d
   advertised_address: localhost:%d
@@ -190,28 +288,38 @@ func startProxy(dir, certFile, keyFile, upstream string) (string, int, func(), e
   tls: {enabled: true, cert_file: %s, key_file: %s}
 credentials: {file: %s}
 upstream: {bootstrap_servers: [%s]}
-metrics: {address: ""}
+metrics: {address: %s}
 log: {level: warn}
-`, port, port, certFile, keyFile, users, upstream)
+`, port, port, certFile, keyFile, users, upstream, metrics)
 	cfgFile := filepath.Join(dir, "proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "--config", cfgFile)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
+		return "", "", 0, nil, err
 	}
-	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	stop = func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
 	for i := 0; i < 100; i++ {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			c.Close()
-			return "localhost:" + strconv.Itoa(port), cmd.Process.Pid, stop, nil
+			return "localhost:" + strconv.Itoa(port), debug, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", 0, nil, fmt.Errorf("proxy did not start")
+	return "", "", 0, nil, fmt.Errorf("proxy did not start")
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func client(t target, opts ...kgo.Opt) *kgo.Client {
@@ -225,9 +333,60 @@ func client(t target, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
+// want reports whether -phases names phase.
+func want(phase string) bool {
+	for _, p := range strings.Split(*phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// sample is one throughput phase's result.
+type sample struct {
+	mib, records float64
+	busy         cores
+	secs         float64
+}
+
+// throughput collects a phase's rounds.
+type throughput struct {
+	samples       []sample
+	proxyCPU, gib float64 // summed over rounds
+}
+
+func (t *throughput) add(s sample) {
+	t.samples = append(t.samples, s)
+	t.proxyCPU += s.busy.proxy * s.secs
+	t.gib += s.mib * s.secs / 1024
+}
+
+// median is the round with the median MiB/s.
+func (t *throughput) median() sample {
+	s := append([]sample(nil), t.samples...)
+	sort.Slice(s, func(i, j int) bool { return s[i].mib < s[j].mib })
+	return s[len(s)/2]
+}
+
+// cores is the CPU a phase used, in cores: the bench process (client and
+// kfake) and the proxy process.
+type cores struct{ bench, proxy float64 }
+
+func (c cores) total() float64 { return c.bench + c.proxy }
+
+// meter starts measuring CPU use; the returned func reports it.
+func meter(t target) func() cores {
+	start, self, proxy := time.Now(), cpuSeconds(os.Getpid()), cpuSeconds(t.pid)
+	return func() cores {
+		el := time.Since(start).Seconds()
+		return cores{(cpuSeconds(os.Getpid()) - self) / el, (cpuSeconds(t.pid) - proxy) / el}
+	}
+}
+
 // produce pushes size-byte records for the phase duration and returns
-// acknowledged MiB/s and records/s.
-func produce(t target, size int) (float64, float64) {
+// acknowledged MiB/s and records/s, and the CPU the phase used.
+func produce(t target, size int) sample {
 	cl := client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(2*time.Millisecond),
 		kgo.MaxBufferedRecords(200000), kgo.ProducerBatchMaxBytes(1<<20))
 	defer cl.Close()
@@ -237,7 +396,7 @@ func produce(t target, size int) (float64, float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
 	cl.ProduceSync(context.Background(), &kgo.Record{Value: value}) // warm up: connect and log in
-	start := time.Now()
+	start, busy := time.Now(), meter(t)
 	for ctx.Err() == nil {
 		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 			if err == nil {
@@ -247,22 +406,24 @@ func produce(t target, size int) (float64, float64) {
 	}
 	el := time.Since(start).Seconds()
 	n := float64(acked.Load())
-	return n * float64(size) / el / (1 << 20), n / el
+	return sample{mib: n * float64(size) / el / (1 << 20), records: n / el, busy: busy(), secs: el}
 }
 
-// consume reads the synthetic log for the phase duration: MiB/s of values.
-func consume(t target) float64 {
+// consume reads the synthetic log for the phase duration: MiB/s of values,
+// and the CPU the phase used.
+func consume(t target) sample {
 	cl := client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
 		kgo.FetchMaxBytes(50<<20), kgo.FetchMaxPartitionBytes(10<<20))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
 	var bytes int64
-	start := time.Now()
+	start, busy := time.Now(), meter(t)
 	for ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { bytes += int64(len(r.Value)) })
 	}
-	return float64(bytes) / time.Since(start).Seconds() / (1 << 20)
+	el := time.Since(start).Seconds()
+	return sample{mib: float64(bytes) / el / (1 << 20), busy: busy(), secs: el}
 }
 
 // latency produces 1000-byte records at rate per second and reports the
@@ -421,7 +582,9 @@ func idleMemory(t target, n int) (float64, error) {
 		return 0, fmt.Errorf("%d of %d idle connections failed to log in", f, n)
 	}
 	time.Sleep(2 * time.Second) // let the proxy settle
-	return float64(rssKiB(t.pid)-before) / float64(len(conns)), nil
+	kib := float64(rssKiB(t.pid)-before) / float64(len(conns))
+	t.profile("heap", "gc=1", "heap-idle.pprof")
+	return kib, nil
 }
 
 // cpuSeconds is the process's user+system CPU time (0 for pid 0).

@@ -21,6 +21,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
 	"github.com/scram-proxy/scram-proxy/internal/proxy"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/state"
@@ -180,6 +181,10 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 		MaxRequestSize:  cfg.Listener.MaxRequestSize,
 		MaxConnections:  cfg.Listener.MaxConnections,
 		ListenerName:    "client",
+		Registry:        rewrite.Default(),
+	}
+	if cfg.Routing.FetchNodeEndpoints {
+		opts.Registry = opts.Registry.WithFetchEndpoints()
 	}
 	if cfg.SASL.FailedAuthDelay == 0 {
 		opts.FailedAuthDelay = -1 // an explicit 0 disables the delay

@@ -52,6 +52,10 @@ type Routing struct {
 	// SNI: server names matching this pattern ("b{id}.kafka.example.com")
 	// reach node {id} and are what gets advertised; others bootstrap.
 	SNIHostPattern string `mapstructure:"sni_host_pattern"`
+	// FetchNodeEndpoints advertises Fetch v16+ and holds each Fetch
+	// response whole to rewrite its KIP-951 node endpoints; off, Fetch is
+	// capped at v15 and streams.
+	FetchNodeEndpoints bool `mapstructure:"fetch_node_endpoints"`
 }
 
 // Tokens configures delegation tokens (Kafka's delegation.token.*). Set one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
 )
 
 // chunkSize is the relay's copy unit. Frames are streamed through pooled
@@ -30,11 +32,12 @@ const maxResponseSize = 1 << 30
 type pending struct {
 	corr         int32
 	key, version int16
-	local        []byte      // a complete frame built by the proxy; nil: the upstream answers
-	rewrite      bool        // decode and rewrite the upstream's answer
-	closeAfter   closeReason // close the connection once local (if any) is written
-	delay        bool        // wait the failed-auth delay before writing local
-	start        time.Time   // when the request was read, for latency
+	local        []byte                            // a complete frame built by the proxy; nil: the upstream answers
+	rewrite      bool                              // decode and rewrite the upstream's answer
+	scan         func(rewrite.Source, int16) error // stream the answer through this check
+	closeAfter   closeReason                       // close the connection once local (if any) is written
+	delay        bool                              // wait the failed-auth delay before writing local
+	start        time.Time                         // when the request was read, for latency
 	// reauth, when set, asks the writer to re-authenticate the upstream
 	// connection (nothing is in flight once it gets here) and report.
 	reauth chan error
@@ -209,7 +212,8 @@ func (s *session) relayRequest(ctx, drain context.Context, n int) closeReason {
 	}
 	if expect {
 		s.push(pending{corr: corr, key: key, version: version, start: o.Now(),
-			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version)})
+			rewrite: key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(key, version),
+			scan:    o.Registry.Scanner(key, version)})
 	}
 
 	_ = up.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
@@ -317,9 +321,12 @@ func (s *session) writeLoop(queue <-chan pending) closeReason {
 		if err != nil {
 			return s.writerFailed(s.upstreamFailed("read", err))
 		}
-		if p.rewrite {
+		switch {
+		case p.scan != nil && n > chunkSize: // too large to hold: stream it through the check
+			err = s.relayScanned(up, size, n, p)
+		case p.rewrite:
 			err = s.relayRewritten(up, size, n, p)
-		} else {
+		default:
 			err = s.relayStreamed(up, size, n, p)
 		}
 		if err != nil {
@@ -369,6 +376,96 @@ func (s *session) relayStreamed(up net.Conn, size [4]byte, n int, p pending) err
 		}
 		rest -= k
 	}
+	return nil
+}
+
+// relayScanned streams a response through p.scan, which reads it as it
+// passes: bytes reach the client only once the scan has read past them, so
+// a failed check (an endpoint where none may be) closes the connection
+// before the offending bytes are sent.
+func (s *session) relayScanned(up net.Conn, size [4]byte, n int, p pending) error {
+	bufp := s.srv.getChunk()
+	defer s.srv.putChunk(bufp)
+	src := &scanSource{s: s, up: up, buf: *bufp, left: n}
+	src.w = copy(src.buf, size[:])
+	src.r = 4
+	if err := src.fill(4); err != nil {
+		return err
+	}
+	if corr := int32(binary.BigEndian.Uint32(src.buf[src.r:])); corr != p.corr {
+		return errCorrelation{p.corr, corr}
+	}
+	if err := p.scan(src, p.version); err != nil {
+		return err
+	}
+	if src.left != 0 || src.r != src.w {
+		return fmt.Errorf("%s v%d response has %d bytes after its end", kmsg.NameForKey(p.key), p.version, src.left+src.w-src.r)
+	}
+	return src.flush()
+}
+
+// scanSource is a rewrite.Source over one upstream response frame: the scan
+// reads buf[r:w]; buf[:r], already read, goes to the client when the buffer
+// needs room or the frame is done.
+type scanSource struct {
+	s    *session
+	up   net.Conn
+	buf  []byte
+	r, w int
+	left int // frame bytes still upstream
+}
+
+func (f *scanSource) Next(n int) ([]byte, error) {
+	if err := f.fill(n); err != nil {
+		return nil, err
+	}
+	f.r += n
+	return f.buf[f.r-n : f.r], nil
+}
+
+func (f *scanSource) Skip(n int) error {
+	for n > 0 {
+		if err := f.fill(1); err != nil {
+			return err
+		}
+		k := min(n, f.w-f.r)
+		f.r += k
+		n -= k
+	}
+	return nil
+}
+
+// fill buffers at least n unread bytes.
+func (f *scanSource) fill(n int) error {
+	for f.w-f.r < n {
+		if len(f.buf)-f.w < max(n, 4<<10) { // little room: forward what the scan passed
+			if err := f.flush(); err != nil {
+				return err
+			}
+		}
+		if f.left == 0 {
+			return &PeerError{Side: SideUpstream, Op: "read", Err: protocol.ErrTruncated}
+		}
+		got, err := f.up.Read(f.buf[f.w : f.w+min(f.left, len(f.buf)-f.w)])
+		f.w += got
+		f.left -= got
+		if err != nil {
+			return &PeerError{Side: SideUpstream, Op: "read", Err: err}
+		}
+	}
+	return nil
+}
+
+// flush sends what the scan has read and keeps the rest.
+func (f *scanSource) flush() error {
+	if f.r == 0 {
+		return nil
+	}
+	if err := f.s.write(f.buf[:f.r]); err != nil {
+		return err
+	}
+	f.w = copy(f.buf, f.buf[f.r:f.w])
+	f.r = 0
 	return nil
 }
 

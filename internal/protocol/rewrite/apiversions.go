@@ -31,7 +31,7 @@ func (r Registry) ClampKeys(upstream []kmsg.ApiVersionsResponseApiKey, own []Ran
 			continue // a key we cannot frame cannot be relayed safely
 		}
 		hi := min(k.MaxVersion, req.MaxVersion())
-		if h, ok := r[k.ApiKey]; ok && h.Rewrite == nil && h.Exempt == "" {
+		if h, ok := r[k.ApiKey]; ok && (h.Rewrite == nil && h.Exempt == "" || h.Scan != nil) {
 			hi = min(hi, h.MaxVersion)
 		}
 		if hi < k.MinVersion {

@@ -31,6 +31,12 @@ type Handling struct {
 	// Exempt explains why a host/port field is not a broker address; such
 	// APIs pass through untouched.
 	Exempt string
+	// Scan, when set, is the check for responses too large to hold whole
+	// (the caller's threshold): they stream through it instead of being
+	// rewritten, and it fails before forwarding an endpoint (ScanFetch).
+	// With Scan set, MaxVersion caps the advertised range as well: above
+	// it endpoints are routine and must be rewritten, not refused.
+	Scan func(src Source, version int16) error
 }
 
 // Registry maps API keys to their handling. Every kmsg response type with a
@@ -39,17 +45,23 @@ type Handling struct {
 type Registry map[int16]Handling
 
 // Default returns the proxy's handling: every response that names brokers
-// (Metadata, FindCoordinator, DescribeCluster, Produce, Fetch, ShareFetch,
-// ShareAcknowledge) rewritten per node; DescribeQuorum clamped;
+// (Metadata, FindCoordinator, DescribeCluster, Produce, ShareFetch,
+// ShareAcknowledge) rewritten per node; Fetch capped below its node
+// endpoints (v15) and streamed under ScanFetch; DescribeQuorum clamped;
 // controller-only APIs dropped.
 func Default() Registry {
 	drop := Handling{MaxVersion: -1}
 	return Registry{
-		// Produce and Fetch: the KIP-951 NodeEndpoints tag (defined from v10
-		// and v16), decoded from their first flexible versions (9, 12).
-		// Only responses that carry endpoints are re-encoded.
-		0:  {Rewrite: produce, FromVersion: 9},
-		1:  {Rewrite: fetch, FromVersion: 12},
+		// Produce: the KIP-951 NodeEndpoints tag (defined from v10),
+		// decoded from the first flexible version (9). Only responses that
+		// carry endpoints are re-encoded.
+		0: {Rewrite: produce, FromVersion: 9},
+		// Fetch: up to v15, before KIP-951 added NodeEndpoints (v16), so
+		// large responses (megabytes of records) stream under ScanFetch,
+		// which refuses an endpoint tag sent early; small ones, where an
+		// early tag would sit (errors, no records), are rewritten whole.
+		// WithFetchEndpoints trades streaming for v16+.
+		1:  {Rewrite: fetch, Scan: ScanFetch, FromVersion: 12, MaxVersion: 15},
 		3:  {Rewrite: metadata},
 		10: {Rewrite: findCoordinator},
 		60: {Rewrite: describeCluster},
@@ -65,10 +77,33 @@ func Default() Registry {
 	}
 }
 
+// WithFetchEndpoints returns a copy of r advertising Fetch v16+ and
+// holding each Fetch response whole to rewrite its KIP-951 node endpoints
+// (decoded from v12, the first flexible version): clients learn a moved
+// leader's address without a metadata round trip, at the price of
+// store-and-forward for every Fetch response.
+func (r Registry) WithFetchEndpoints() Registry {
+	out := make(Registry, len(r))
+	for k, h := range r {
+		out[k] = h
+	}
+	out[1] = Handling{Rewrite: fetch, FromVersion: 12}
+	return out
+}
+
 // NeedsRewrite reports whether responses to (key, version) must be decoded.
 func (r Registry) NeedsRewrite(key, version int16) bool {
 	h, ok := r[key]
 	return ok && h.Rewrite != nil && version >= h.FromVersion
+}
+
+// Scanner returns the check that large responses to (key, version) stream
+// through instead of being rewritten whole, or nil.
+func (r Registry) Scanner(key, version int16) func(Source, int16) error {
+	if h, ok := r[key]; ok && h.Scan != nil && version >= h.FromVersion {
+		return h.Scan
+	}
+	return nil
 }
 
 // Response decodes body (a response body, after its header) as (key,

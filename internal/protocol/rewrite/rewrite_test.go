@@ -159,8 +159,8 @@ func TestClampKeys(t *testing.T) {
 		return e
 	}
 	got := reg.ClampKeys([]kmsg.ApiVersionsResponseApiKey{
-		up(0, 3, 12),  // Produce: clamped to 9
-		up(1, 4, 17),  // Fetch: clamped to 15
+		up(0, 3, 12),  // Produce: rewritten, all versions
+		up(1, 4, 17),  // Fetch: streamed, capped at 15
 		up(3, 0, 99),  // Metadata: capped at kmsg max
 		up(17, 0, 1),  // SaslHandshake: replaced by ours
 		up(78, 1, 1),  // ShareFetch: dropped
@@ -171,7 +171,7 @@ func TestClampKeys(t *testing.T) {
 		up(36, 0, 2),  // replaced
 		up(50, 0, 0),  // not owned here: passes through
 	}, []Range{{17, 0, 1}, {36, 0, 2}})
-	want := map[int16][2]int16{0: {3, 12}, 1: {4, 17}, 78: {1, 1}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
+	want := map[int16][2]int16{0: {3, 12}, 1: {4, 15}, 78: {1, 1}, 3: {0, kmsg.NewPtrMetadataRequest().MaxVersion()},
 		17: {0, 1}, 18: {0, 4}, 29: {0, 3}, 36: {0, 2}, 50: {0, 0}}
 	if len(got) != len(want) {
 		t.Fatalf("got %d keys: %+v", len(got), got)
@@ -186,6 +186,11 @@ func TestClampKeys(t *testing.T) {
 			t.Error("not sorted")
 		}
 		prev = k.ApiKey
+	}
+	for _, k := range reg.WithFetchEndpoints().ClampKeys([]kmsg.ApiVersionsResponseApiKey{up(1, 4, 17)}, nil) {
+		if k.ApiKey == 1 && k.MaxVersion != 17 {
+			t.Errorf("WithFetchEndpoints: Fetch up to %d, want 17", k.MaxVersion)
+		}
 	}
 }
 
@@ -228,8 +233,14 @@ func TestProduceAndShareRewrites(t *testing.T) {
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) || !bytes.Contains(out, []byte("proxy.example")) {
 		t.Fatalf("produce: %q %v", out, err)
 	}
-	if reg.NeedsRewrite(0, 8) || !reg.NeedsRewrite(0, 9) || reg.NeedsRewrite(1, 11) || !reg.NeedsRewrite(1, 12) {
-		t.Fatal("NeedsRewrite versions: Produce from v9, Fetch from v12 (first flexible)")
+	if reg.NeedsRewrite(0, 8) || !reg.NeedsRewrite(0, 9) || !reg.NeedsRewrite(1, 12) || reg.Scanner(1, 11) != nil || reg.Scanner(1, 12) == nil || reg.Scanner(0, 12) != nil {
+		t.Fatal("Produce decoded from v9; Fetch decoded or scanned from v12 (first flexible)")
+	}
+	if full := reg.WithFetchEndpoints(); full.NeedsRewrite(1, 11) || !full.NeedsRewrite(1, 12) || full.Scanner(1, 12) != nil || !reg.NeedsRewrite(0, 9) {
+		t.Fatal("WithFetchEndpoints: Fetch decoded from v12, Produce unchanged")
+	}
+	if reg[1].Scan == nil {
+		t.Fatal("WithFetchEndpoints modified the registry it was called on")
 	}
 	// A Produce response without endpoints is not re-encoded.
 	plain := kmsg.NewPtrProduceResponse()

@@ -49,7 +49,9 @@ var (
 	out     = flag.String("out", "bin/bench.txt", "where to write the table")
 	binPath = flag.String("proxy", "", "scram-proxy binary (built when empty)")
 	rounds  = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
-	phases  = flag.String("phases", "produce100,produce1000,consume,latency,logins,idle", "which phases to run, comma-separated")
+	phases  = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle", "which phases to run, comma-separated")
+	relay   = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
+	relayTo = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
 	profDir = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
 )
 
@@ -57,8 +59,11 @@ type target struct {
 	name  string
 	addr  string
 	tls   *tls.Config
-	pid   int    // the proxy process, 0 for direct
+	pid   int    // the relay or proxy process, 0 for direct
 	debug string // the proxy's metrics address when profiling
+	// pinned: every connection goes to addr whatever the metadata says
+	// (the bare relay cannot rewrite broker addresses).
+	pinned bool
 }
 
 // profile saves the proxy's named pprof profile (query: its parameters)
@@ -102,6 +107,10 @@ func (t target) cpuProfile(file string, round int) func() {
 
 func main() {
 	flag.Parse()
+	run := run
+	if *relay != "" {
+		run = runRelay
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -141,6 +150,16 @@ func run() error {
 		return err
 	}
 	defer behind.Close()
+	// The floor: a bare TLS-terminating relay (io.Copy both ways, its own
+	// process) in front of a plaintext kfake that does SCRAM itself. What
+	// it loses against direct is what any separate TLS-terminating process
+	// costs on this machine; what the proxy loses against it is the
+	// proxy's own overhead.
+	bare, err := kfake.NewCluster(append(fast, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, pass))...)
+	if err != nil {
+		return err
+	}
+	defer bare.Close()
 
 	if *profDir != "" {
 		if err := os.MkdirAll(*profDir, 0o755); err != nil {
@@ -152,53 +171,54 @@ func run() error {
 		return err
 	}
 	defer stop()
-	d := target{"direct", strings.Replace(direct.ListenAddrs()[0], "127.0.0.1", "localhost", 1), clientTLS, 0, ""}
-	p := target{"proxy", proxyAddr, clientTLS, pid, debugAddr}
+	relayAddr, relayPid, stopRelay, err := startRelay(certFile, keyFile, bare.ListenAddrs()[0])
+	if err != nil {
+		return err
+	}
+	defer stopRelay()
+	d := target{name: "direct", addr: strings.Replace(direct.ListenAddrs()[0], "127.0.0.1", "localhost", 1), tls: clientTLS}
+	r := target{name: "relay", addr: relayAddr, tls: clientTLS, pid: relayPid, pinned: true}
+	p := target{name: "proxy", addr: proxyAddr, tls: clientTLS, pid: pid, debug: debugAddr}
 
-	var rows [][4]string
-	add := func(metric string, dv, pv float64, unit string) {
-		rows = append(rows, [4]string{metric + " (" + unit + ")", fmtNum(dv), fmtNum(pv), fmt.Sprintf("%.2fx", pv/dv)})
+	var rows []row
+	add := func(metric, unit string, dv, rv, pv float64) {
+		rows = append(rows, row{metric + " (" + unit + ")", dv, rv, pv, true})
 	}
-	var busy [][4]string // CPU use per phase, printed after the ratios
-	addBusy := func(phase string, dc, pc cores) {
-		busy = append(busy, [4]string{phase, fmtNum(dc.total()), fmtNum(pc.total()), fmtNum(pc.proxy)})
-	}
+	note := func(metric string, pv float64) { rows = append(rows, row{metric, 0, 0, pv, false}) }
+	var busy []row              // CPU use per phase, printed after the ratios
 	var proxyCPU, moved float64 // proxy CPU seconds and GiB over the throughput phases
 	halfRate := 0.0             // half the direct 1000 B produce rate
-	for _, size := range []int{100, 1000} {
-		if !want(fmt.Sprintf("produce%d", size)) {
-			continue
-		}
-		var dr, pr throughput
-		for i := 0; i < *rounds; i++ { // interleaved, so drift hits both sides
-			dr.add(produce(d, size))
-			wait := p.cpuProfile(fmt.Sprintf("cpu-produce-%d.pprof", size), i)
-			pr.add(produce(p, size))
+	phase := func(name string, run func(target) sample) (dm, rm, pm sample) {
+		var dr, rr, pr throughput
+		for i := 0; i < *rounds; i++ { // interleaved, so drift hits every target alike
+			dr.add(run(d))
+			rr.add(run(r))
+			wait := p.cpuProfile("cpu-"+name+".pprof", i)
+			pr.add(run(p))
 			wait()
 		}
-		dm, pm := dr.median(), pr.median()
+		dm, rm, pm = dr.median(), rr.median(), pr.median()
 		proxyCPU += pr.proxyCPU
 		moved += pr.gib
-		add(fmt.Sprintf("produce %d B records", size), dm.mib, pm.mib, "MiB/s")
-		add(fmt.Sprintf("produce %d B records", size), dm.records, pm.records, "records/s")
-		addBusy(fmt.Sprintf("produce %d B records", size), dm.busy, pm.busy)
+		busy = append(busy, row{name, dm.busy.total(), rm.busy.total(), pm.busy.total(), true},
+			row{name + ", of which relay or proxy", 0, rm.busy.proxy, pm.busy.proxy, false})
+		return dm, rm, pm
+	}
+	for _, size := range []int{100, 1000} {
+		name := fmt.Sprintf("produce-%d", size)
+		if !want(name) {
+			continue
+		}
+		dm, rm, pm := phase(name, func(t target) sample { return produce(t, size) })
+		add(fmt.Sprintf("produce %d B records", size), "MiB/s", dm.mib, rm.mib, pm.mib)
+		add(fmt.Sprintf("produce %d B records", size), "records/s", dm.records, rm.records, pm.records)
 		if size == 1000 {
 			halfRate = dm.records / 2
 		}
 	}
 	if want("consume") {
-		var dr, pr throughput
-		for i := 0; i < *rounds; i++ {
-			dr.add(consume(d))
-			wait := p.cpuProfile("cpu-consume.pprof", i)
-			pr.add(consume(p))
-			wait()
-		}
-		dm, pm := dr.median(), pr.median()
-		proxyCPU += pr.proxyCPU
-		moved += pr.gib
-		add("consume", dm.mib, pm.mib, "MiB/s")
-		addBusy("consume", dm.busy, pm.busy)
+		dm, rm, pm := phase("consume", consume)
+		add("consume", "MiB/s", dm.mib, rm.mib, pm.mib)
 	}
 
 	if want("latency") {
@@ -206,41 +226,45 @@ func run() error {
 			halfRate = produce(d, 1000).records / 2
 		}
 		d50, d99 := latency(d, halfRate)
+		r50, r99 := latency(r, halfRate)
 		p50, p99 := latency(p, halfRate)
-		add(fmt.Sprintf("produce latency p50 at %.0f records/s", halfRate), d50, p50, "ms")
-		add(fmt.Sprintf("produce latency p99 at %.0f records/s", halfRate), d99, p99, "ms")
+		add(fmt.Sprintf("produce latency p50 at %.0f records/s", halfRate), "ms", d50, r50, p50)
+		add(fmt.Sprintf("produce latency p99 at %.0f records/s", halfRate), "ms", d99, r99, p99)
 	}
 
 	if want("logins") {
 		dl, _ := loginRate(d, *logins)
+		rl, _ := loginRate(r, *logins)
 		wait := p.cpuProfile("cpu-logins.pprof", 0)
 		pl, pcpu := loginRate(p, *logins)
 		wait()
-		add("SCRAM-SHA-512 logins", dl, pl, "logins/s")
-		rows = append(rows, [4]string{"proxy logins per CPU second", "", fmtNum(float64(*logins) / pcpu), ""})
+		add("SCRAM-SHA-512 logins, each on a new TLS connection", "logins/s", dl, rl, pl)
+		note("proxy logins per CPU second (TLS handshake included)", float64(*logins)/pcpu)
 	}
 	if want("idle") {
 		mem, err := idleMemory(p, *idle)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, [4]string{fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), "", fmtNum(mem), ""})
+		note(fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), mem)
 	}
 	if moved > 0 {
-		rows = append(rows, [4]string{"proxy CPU seconds per GiB moved", "", fmtNum(proxyCPU / moved), ""})
+		note("proxy CPU seconds per GiB moved", proxyCPU/moved)
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, throughput the median of %d interleaved rounds\n\n",
+	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, throughput the median of %d interleaved rounds\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()), *rounds)
-	fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", "metric", "direct", "proxy", "ratio")
+	fmt.Fprintf(&b, "direct: kfake with TLS+SCRAM; relay: bare TLS relay (io.Copy) before kfake with SCRAM; proxy: scram-proxy before kfake\n\n")
+	fmt.Fprintf(&b, "%-62s %10s %10s %10s %8s %8s\n", "metric", "direct", "relay", "proxy", "p/direct", "p/relay")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", r[0], r[1], r[2], r[3])
+		b.WriteString(r.format())
 	}
-	fmt.Fprintf(&b, "\nCPU cores busy (%d on this machine): bench process (client + kfake) plus proxy\n", runtime.NumCPU())
-	fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", "phase", "direct", "proxy", "of which proxy")
+	fmt.Fprintf(&b, "\nCPU cores busy (%d on this machine): bench process (client + kfake) plus relay or proxy\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "%-62s %10s %10s %10s\n", "phase", "direct", "relay", "proxy")
 	for _, r := range busy {
-		fmt.Fprintf(&b, "%-58s %12s %12s %8s\n", r[0], r[1], r[2], r[3])
+		r.ratios = false
+		b.WriteString(r.format())
 	}
 	fmt.Print(b.String())
 	if *out != "" {
@@ -248,6 +272,30 @@ func run() error {
 		return os.WriteFile(*out, []byte(b.String()), 0o644)
 	}
 	return nil
+}
+
+// row is one line of the table; zero values print blank.
+type row struct {
+	metric               string
+	direct, relay, proxy float64
+	ratios               bool
+}
+
+func (r row) format() string {
+	cell := func(v float64) string {
+		if v == 0 {
+			return ""
+		}
+		return fmtNum(v)
+	}
+	ratio := func(a, b float64) string {
+		if !r.ratios || a == 0 || b == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	return fmt.Sprintf("%-62s %10s %10s %10s %8s %8s\n", r.metric, cell(r.direct), cell(r.relay), cell(r.proxy),
+		ratio(r.proxy, r.direct), ratio(r.proxy, r.relay))
 }
 
 func fmtNum(v float64) string {
@@ -312,6 +360,60 @@ log: {level: warn}
 	return "", "", 0, nil, fmt.Errorf("proxy did not start")
 }
 
+// startRelay runs this program again as the bare TLS relay in front of
+// upstream, returning its address and pid.
+func startRelay(certFile, keyFile, upstream string) (string, int, func(), error) {
+	addr := "127.0.0.1:" + strconv.Itoa(freePort())
+	cmd := exec.Command(os.Args[0], "-relay", upstream, "-relay-files", addr+","+certFile+","+keyFile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return strings.Replace(addr, "127.0.0.1", "localhost", 1), cmd.Process.Pid, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", 0, nil, fmt.Errorf("relay did not start")
+}
+
+// runRelay is the bare relay: TLS termination and io.Copy both ways,
+// nothing else; the reference for what a separate process costs.
+func runRelay() error {
+	f := strings.Split(*relayTo, ",")
+	if len(f) != 3 {
+		return fmt.Errorf("-relay-files: want addr,cert,key")
+	}
+	cert, err := tls.LoadX509KeyPair(f[1], f[2])
+	if err != nil {
+		return err
+	}
+	ln, err := tls.Listen("tcp", f[0], &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", *relay)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			_, _ = io.Copy(c, up)
+		}()
+	}
+}
+
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -324,7 +426,14 @@ func freePort() int {
 
 func client(t target, opts ...kgo.Opt) *kgo.Client {
 	// No compression: the bytes measured are the bytes on the wire.
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(t.addr), kgo.DialTLSConfig(t.tls),
+	dial := kgo.DialTLSConfig(t.tls)
+	if t.pinned {
+		d := &tls.Dialer{Config: t.tls}
+		dial = kgo.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, t.addr)
+		})
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(t.addr), dial,
 		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()),
 		kgo.ProducerBatchCompression(kgo.NoCompression())}, opts...)...)
 	if err != nil {

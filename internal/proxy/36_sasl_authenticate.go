@@ -102,7 +102,7 @@ func (s *session) authSucceeded() {
 		s.deadline = now.Add(s.lifetime)
 	}
 	s.state = stateAuthenticated
-	s.log = s.log.With(zap.String(logPrincipal, s.principal), zap.String(logMechanism, string(s.mech)))
+	s.log.with(zap.String(logPrincipal, s.principal), zap.String(logMechanism, string(s.mech)))
 	o.Metrics.Login(string(s.mech), "success")
 	s.log.Info("authenticated", zap.Bool("audit", true), zap.Bool(logTokenAuth, s.result.TokenAuthenticated),
 		zap.Duration("session_lifetime", s.lifetime))

@@ -167,7 +167,7 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
 		raw:   conn,
 		conn:  conn,
 		start: s.opts.Now(),
-		log:   log.With(zap.Uint64(logConnID, id), zap.String(logRemote, conn.RemoteAddr().String())),
+		log:   connLog{base: log, fields: []zap.Field{zap.Uint64(logConnID, id), zap.String(logRemote, conn.RemoteAddr().String())}},
 		ctx:   s.connCtx,
 		node:  node,
 	}

@@ -38,7 +38,7 @@ type session struct {
 	raw   net.Conn   // the accepted TCP connection
 	conn  net.Conn   // raw, or the TLS connection over it
 	batch *batchConn // under the TLS connection; nil without TLS
-	log   *zap.Logger
+	log   connLog
 	start time.Time
 	ctx   context.Context // ends when the server stops hard
 	node  int32           // the upstream broker this connection reaches; -1: bootstrap

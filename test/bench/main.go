@@ -60,28 +60,36 @@ type target struct {
 	addr  string
 	tls   *tls.Config
 	pid   int    // the relay or proxy process, 0 for direct
-	debug string // the proxy's metrics address when profiling
+	debug string // the proxy's metrics address (with /debug/pprof)
 	// pinned: every connection goes to addr whatever the metadata says
 	// (the bare relay cannot rewrite broker addresses).
 	pinned bool
 }
 
-// profile saves the proxy's named pprof profile (query: its parameters)
-// under -profile; it is a no-op without -profile or for the direct target.
-func (t target) profile(name, query, file string) {
-	if *profDir == "" || t.debug == "" {
-		return
+// pprof fetches the proxy's named pprof profile (query: its parameters).
+func (t target) pprof(name, query string) ([]byte, error) {
+	if t.debug == "" {
+		return nil, fmt.Errorf("%s has no pprof endpoint", t.name)
 	}
 	resp, err := http.Get("http://" + t.debug + "/debug/pprof/" + name + "?" + query)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: profile:", err)
-		return
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("%s: %s", resp.Status, b)
 	}
+	return b, err
+}
+
+// profile saves the proxy's named pprof profile under -profile; it is a
+// no-op without -profile or for the other targets.
+func (t target) profile(name, query, file string) {
+	if *profDir == "" || t.debug == "" {
+		return
+	}
+	b, err := t.pprof(name, query)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(*profDir, file), b, 0o644)
 	}
@@ -242,11 +250,12 @@ func run() error {
 		note("proxy logins per CPU second (TLS handshake included)", float64(*logins)/pcpu)
 	}
 	if want("idle") {
-		mem, err := idleMemory(p, *idle)
+		rss, live, err := idleMemory(p, *idle)
 		if err != nil {
 			return err
 		}
-		note(fmt.Sprintf("memory per idle authenticated connection at %d (KiB)", *idle), mem)
+		note(fmt.Sprintf("memory per idle authenticated connection at %d, RSS (KiB)", *idle), rss)
+		note("  of which live heap and goroutine stack (KiB)", live)
 	}
 	if moved > 0 {
 		note("proxy CPU seconds per GiB moved", proxyCPU/moved)
@@ -324,11 +333,11 @@ func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pi
 	if err := os.WriteFile(users, []byte("users:\n  "+user+":\n    SCRAM-SHA-512: \""+c.StoredForm()+"\"\n"), 0o600); err != nil {
 		return "", "", 0, nil, err
 	}
-	port, metrics := freePort(), `""`
-	if *profDir != "" {
-		debug = "127.0.0.1:" + strconv.Itoa(freePort())
-		metrics = debug + ", pprof: true"
-	}
+	// pprof is on for the runtime's memory statistics; it costs nothing
+	// until a profile is requested.
+	port := freePort()
+	debug = "127.0.0.1:" + strconv.Itoa(freePort())
+	metrics := debug + ", pprof: true"
 	cfg := fmt.Sprintf(`listener:
   address: 127.0.0.1:%d
   advertised_address: localhost:%d
@@ -657,9 +666,9 @@ func loginRate(t target, n int) (float64, float64) {
 
 // idleMemory opens n authenticated connections to the proxy, leaves them
 // idle, and returns the proxy's resident memory growth per connection (KiB).
-func idleMemory(t target, n int) (float64, error) {
+func idleMemory(t target, n int) (rss, live float64, err error) {
 	cl, _ := xscram.SHA512.NewClientUnprepped(user, pass, "")
-	before := rssKiB(t.pid)
+	before, liveBefore := rssKiB(t.pid), t.liveKiB()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -688,12 +697,36 @@ func idleMemory(t target, n int) (float64, error) {
 	}
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		return 0, fmt.Errorf("%d of %d idle connections failed to log in", f, n)
+		return 0, 0, fmt.Errorf("%d of %d idle connections failed to log in", f, n)
 	}
 	time.Sleep(2 * time.Second) // let the proxy settle
-	kib := float64(rssKiB(t.pid)-before) / float64(len(conns))
+	rss = float64(rssKiB(t.pid)-before) / float64(len(conns))
+	live = (t.liveKiB() - liveBefore) / float64(len(conns))
 	t.profile("heap", "gc=1", "heap-idle.pprof")
-	return kib, nil
+	t.profile("heap", "debug=1", "heap-idle.txt") // ends with the runtime's MemStats: stacks, GC
+	t.profile("goroutine", "debug=1", "goroutines-idle.txt")
+	return rss, live, nil
+}
+
+// liveKiB is the proxy's live heap after a collection plus its goroutine
+// stacks, from the runtime's statistics at the end of a debug heap profile.
+func (t target) liveKiB() float64 {
+	b, err := t.pprof("heap", "gc=1&debug=1")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: memstats:", err)
+		return 0
+	}
+	var heap, stack float64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 4 && f[1] == "HeapAlloc":
+			heap, _ = strconv.ParseFloat(f[3], 64)
+		case len(f) >= 4 && f[1] == "Stack":
+			stack, _ = strconv.ParseFloat(f[3], 64)
+		}
+	}
+	return (heap + stack) / 1024
 }
 
 // cpuSeconds is the process's user+system CPU time (0 for pid 0).

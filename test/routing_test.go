@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 )
@@ -235,4 +238,49 @@ func addHosts(t *testing.T, line string) bool {
 		}
 	})
 	return true
+}
+
+// TestRoutingFetchNodeEndpoints: with routing.fetch_node_endpoints the
+// binary offers Fetch v16+ (KIP-951) and still leaks no upstream address
+// through a leader move; by default Fetch stops at v15.
+func TestRoutingFetchNodeEndpoints(t *testing.T) {
+	cl := startCluster3(t, "kip951")
+	port := freePort(t)
+	base := freePort(t) + 200
+	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
+	plain := cl.launch(t, "kip951-off", freePort(t), cl.upstreams()[0], fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base+100))
+	e := cl.launch(t, "kip951", port, cl.upstreams()[0], routing+"  fetch_node_endpoints: true\n")
+
+	tlsCfg, _ := tlsutil.ClientConfig(cl.ca.CAPEM, "")
+	fetchMax := func(addr string) int16 {
+		c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTLSConfig(tlsCfg), kgo.SASL(scramAuth("alice")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range resp.ApiKeys {
+			if k.ApiKey == 1 {
+				return k.MaxVersion
+			}
+		}
+		t.Fatal("Fetch not advertised")
+		return 0
+	}
+	if v := fetchMax(plain.Addr); v != 15 {
+		t.Fatalf("default: Fetch up to v%d, want 15", v)
+	}
+	if v := fetchMax(e.Addr); v < 16 {
+		t.Fatalf("fetch_node_endpoints: Fetch up to v%d, want 16 or more", v)
+	}
+	allowed := []string{e.Addr}
+	for i := 0; i < 3; i++ {
+		allowed = append(allowed, "localhost:"+strconv.Itoa(base+i))
+	}
+	cl.exercise(t, e.Addr, allowed, "kip951")
 }

@@ -57,10 +57,15 @@ var ErrBadStoredForm = errors.New("invalid SCRAM credential")
 func ParseStoredForm(m Mechanism, s string) (Credential, error) {
 	var c Credential
 	seen := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
+	for i, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return Credential{}, fmt.Errorf("%w: field without '='", ErrBadStoredForm)
+			return Credential{}, fmt.Errorf("%w: field %d without '='", ErrBadStoredForm, i+1)
+		}
+		switch k {
+		case "salt", "stored_key", "server_key", "iterations":
+		default: // not echoed: a mangled entry may hold secret material here
+			return Credential{}, fmt.Errorf("%w: field %d has an unknown key (want salt, stored_key, server_key, iterations)", ErrBadStoredForm, i+1)
 		}
 		if seen[k] {
 			return Credential{}, fmt.Errorf("%w: duplicate key %q", ErrBadStoredForm, k)
@@ -79,8 +84,6 @@ func ParseStoredForm(m Mechanism, s string) (Credential, error) {
 			if err == nil && c.Iterations <= 0 {
 				err = errors.New("not positive")
 			}
-		default:
-			return Credential{}, fmt.Errorf("%w: unknown key %q", ErrBadStoredForm, k)
 		}
 		if err != nil {
 			return Credential{}, fmt.Errorf("%w: bad value for %s", ErrBadStoredForm, k)

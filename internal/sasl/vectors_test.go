@@ -348,6 +348,14 @@ func TestParseStoredFormErrors(t *testing.T) {
 	if _, err := ParseStoredForm(ScramSHA512, good); err == nil {
 		t.Error("32-byte keys accepted for SHA-512")
 	}
+	// Errors never echo the input: a mangled entry (a password pasted in,
+	// a key name typed over a secret) is secret-equivalent.
+	for _, bad := range []string{good + ",hunter2-secret=1", "hunter2-secret=1,hunter2-secret=2", "hunter2-secret"} {
+		_, err := ParseStoredForm(ScramSHA256, bad)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error for a mangled entry: %v", err)
+		}
+	}
 	if s := (Credential{StoredKey: []byte("secret"), Iterations: 1}).String(); strings.Contains(s, "secret") {
 		t.Fatal("String leaks keys")
 	}

@@ -164,3 +164,25 @@ func TestScanFetchRandomShapes(t *testing.T) {
 		}
 	}
 }
+
+// SliceSource is a Source over a byte slice.
+type SliceSource struct{ B []byte }
+
+func (s *SliceSource) Next(n int) ([]byte, error) {
+	if len(s.B) < n {
+		return nil, errTruncated
+	}
+	b := s.B[:n]
+	s.B = s.B[n:]
+	return b, nil
+}
+
+func (s *SliceSource) Skip(n int) error {
+	if len(s.B) < n {
+		return errTruncated
+	}
+	s.B = s.B[n:]
+	return nil
+}
+
+var errTruncated = errors.New("scan fetch: response ends early")

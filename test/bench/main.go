@@ -44,16 +44,16 @@ const (
 )
 
 var (
-	dur     = flag.Duration("duration", 5*time.Second, "length of each throughput and latency phase")
-	idle    = flag.Int("idle", 10000, "idle authenticated connections for the memory measurement")
-	logins  = flag.Int("logins", 2000, "SCRAM logins for the login-rate measurement")
-	out     = flag.String("out", "bin/bench.txt", "where to write the table")
-	binPath = flag.String("proxy", "", "scram-proxy binary (built when empty)")
-	rounds  = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
-	phases  = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle", "which phases to run, comma-separated")
-	relay   = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
-	relayTo = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
-	profDir = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
+	dur        = flag.Duration("duration", 5*time.Second, "length of each throughput and latency phase")
+	idle       = flag.Int("idle", 10000, "idle authenticated connections for the memory measurement")
+	logins     = flag.Int("logins", 2000, "SCRAM logins for the login-rate measurement")
+	out        = flag.String("out", "bin/bench.txt", "where to write the table")
+	binPath    = flag.String("proxy", "", "scram-proxy binary (built when empty)")
+	rounds     = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
+	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle", "which phases to run, comma-separated")
+	relay      = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
+	relayFiles = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
+	profDir    = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
 )
 
 type target struct {
@@ -373,15 +373,11 @@ log: {level: warn}
 		return "", "", 0, nil, err
 	}
 	stop = func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
-			return "localhost:" + strconv.Itoa(port), debug, cmd.Process.Pid, stop, nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !listening("127.0.0.1:" + strconv.Itoa(port)) {
+		stop()
+		return "", "", 0, nil, fmt.Errorf("proxy did not start")
 	}
-	stop()
-	return "", "", 0, nil, fmt.Errorf("proxy did not start")
+	return "localhost:" + strconv.Itoa(port), debug, cmd.Process.Pid, stop, nil
 }
 
 // startRelay runs this program again as the bare TLS relay in front of
@@ -394,21 +390,29 @@ func startRelay(certFile, keyFile, upstream string) (string, int, func(), error)
 		return "", 0, nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if !listening(addr) {
+		stop()
+		return "", 0, nil, fmt.Errorf("relay did not start")
+	}
+	return strings.Replace(addr, "127.0.0.1", "localhost", 1), cmd.Process.Pid, stop, nil
+}
+
+// listening waits up to 5 seconds for addr to accept a connection.
+func listening(addr string) bool {
 	for i := 0; i < 100; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return strings.Replace(addr, "127.0.0.1", "localhost", 1), cmd.Process.Pid, stop, nil
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
-	return "", 0, nil, fmt.Errorf("relay did not start")
+	return false
 }
 
 // runRelay is the bare relay: TLS termination and io.Copy both ways,
 // nothing else; the reference for what a separate process costs.
 func runRelay() error {
-	f := strings.Split(*relayTo, ",")
+	f := strings.Split(*relayFiles, ",")
 	if len(f) != 3 {
 		return fmt.Errorf("-relay-files: want addr,cert,key")
 	}

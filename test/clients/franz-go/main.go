@@ -16,18 +16,9 @@ import (
 	"github.com/scram-proxy/scram-proxy/test/clients/internal/driverenv"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { driverenv.Main(run) }
 
-func run() error {
-	env, err := driverenv.Load()
-	if err != nil {
-		return err
-	}
+func run(env driverenv.Env) error {
 	auth := scram.Auth{User: env.User, Pass: env.Password}
 	if id := os.Getenv("KAFKA_TOKEN_ID"); id != "" {
 		auth = scram.Auth{User: id, Pass: os.Getenv("KAFKA_TOKEN_HMAC"), IsToken: true}

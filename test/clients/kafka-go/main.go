@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -15,18 +14,9 @@ import (
 	"github.com/scram-proxy/scram-proxy/test/clients/internal/driverenv"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { driverenv.Main(run) }
 
-func run() error {
-	env, err := driverenv.Load()
-	if err != nil {
-		return err
-	}
+func run(env driverenv.Env) error {
 	algo := scram.SHA512
 	if env.Mechanism == "SCRAM-SHA-256" {
 		algo = scram.SHA256

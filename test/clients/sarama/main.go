@@ -57,18 +57,9 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerG
 	return nil
 }
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { driverenv.Main(run) }
 
-func run() error {
-	env, err := driverenv.Load()
-	if err != nil {
-		return err
-	}
+func run(env driverenv.Env) error {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Net.TLS.Enable = true

@@ -19,6 +19,18 @@ type Env struct {
 	TLS                                                *tls.Config
 }
 
+// Main loads the environment, runs the driver and exits 1 with its error.
+func Main(run func(Env) error) {
+	env, err := Load()
+	if err == nil {
+		err = run(env)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
 // Load reads the KAFKA_* variables; the CA file becomes the TLS roots.
 func Load() (Env, error) {
 	count, err := strconv.Atoi(os.Getenv("KAFKA_COUNT"))

@@ -4,41 +4,16 @@ one that has the Debian package: /usr/bin/python3 run.py
 """
 import os
 import sys
-import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from driverenv import Run  # noqa: E402 (test/clients/driverenv.py)
+
 env = os.environ
-count = int(env.get("KAFKA_COUNT", "20"))
-budget = float(env.get("KAFKA_TIMEOUT_SEC", "60"))
-deadline = time.monotonic() + budget
-topic = env["KAFKA_TOPIC"]
-want = {f"confluent-{topic}-{i}" for i in range(count)}
+run = Run("confluent")
 delivered = set()
-seen = set()
-done = threading.Lock()
-
-
-def left(floor=1.0):
-    return max(floor, deadline - time.monotonic())
-
-
-def finish(code, err=None):
-    """Prints the RESULT line once and exits with code."""
-    if not done.acquire(blocking=False):
-        threading.Event().wait()  # the other caller is exiting the process
-    if err:
-        print(f"confluent-kafka driver: {err}", file=sys.stderr)
-    print(f"RESULT produced={len(delivered)} consumed={len(seen)}", flush=True)
-    sys.stderr.flush()
-    os._exit(code)
-
-
-# Holds the run to the budget whatever librdkafka does on close.
-watchdog = threading.Timer(budget + 3, finish, (3, f"timed out after {budget:.0f}s"))
-watchdog.daemon = True
-watchdog.start()
 
 # librdkafka retries most failures quietly until its own timeouts; errors
 # that retrying cannot fix end the run at once instead of at the deadline.
@@ -70,24 +45,25 @@ def on_delivery(err, msg):
         print(f"delivery failed: {err}", file=sys.stderr)
     else:
         delivered.add(msg.value())
+        run.produced = len(delivered)
 
 
 try:
-    producer = Producer({**common, "acks": "all", "message.timeout.ms": int(left() * 1000)})
-    for v in sorted(want):
-        producer.produce(topic, v.encode(), on_delivery=on_delivery)
-    while producer.flush(0.2) > 0 and time.monotonic() < deadline:
+    producer = Producer({**common, "acks": "all", "message.timeout.ms": int(run.left() * 1000)})
+    for v in sorted(run.want):
+        producer.produce(run.topic, v.encode(), on_delivery=on_delivery)
+    while producer.flush(0.2) > 0 and time.monotonic() < run.deadline:
         if fatal:
-            finish(1, f"producer: {fatal[0]}")
-    if len(delivered) != count:
-        finish(1, f"producer: {len(delivered)} of {count} records acknowledged")
+            run.finish(1, f"producer: {fatal[0]}")
+    if len(delivered) != run.count:
+        run.finish(1, f"producer: {len(delivered)} of {run.count} records acknowledged")
 
     consumer = Consumer({**common, "group.id": env["KAFKA_GROUP"],
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    while len(seen) < count and time.monotonic() < deadline:
+    consumer.subscribe([run.topic])
+    while run.running():
         if fatal:
-            finish(1, f"consumer: {fatal[0]}")
+            run.finish(1, f"consumer: {fatal[0]}")
         msg = consumer.poll(0.5)
         if msg is None:
             continue
@@ -96,15 +72,13 @@ try:
                 print(f"consume error: {msg.error()}", file=sys.stderr)
             continue
         v = (msg.value() or b"").decode(errors="replace")
-        if v in want:
-            seen.add(v)
-    if seen:
+        if v in run.want:
+            run.seen.add(v)
+    if run.seen:
         # Commits the positions of everything polled (synchronously).
         consumer.commit(asynchronous=False)
     consumer.close()
 except Exception as e:  # report whatever the client raised, then fail
-    finish(1, f"{type(e).__name__}: {e}")
+    run.finish(1, f"{type(e).__name__}: {e}")
 
-if len(seen) < count:
-    finish(1, f"consumed {len(seen)} of {count} values before the {budget:.0f}s budget ran out")
-finish(0)
+run.end()

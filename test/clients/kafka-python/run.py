@@ -10,10 +10,11 @@ driver.
 import logging
 import os
 import sys
-import threading
-import time
 
 from kafka import KafkaConsumer, KafkaProducer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from driverenv import Run  # noqa: E402 (test/clients/driverenv.py)
 
 # kafka-python logs connection and auth failures (then retries them); show
 # them, on stderr, for when a run fails.
@@ -21,37 +22,7 @@ logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 env = os.environ
-count = int(env.get("KAFKA_COUNT", "20"))
-budget = float(env.get("KAFKA_TIMEOUT_SEC", "60"))
-deadline = time.monotonic() + budget
-topic = env["KAFKA_TOPIC"]
-want = {f"kafka-python-{topic}-{i}" for i in range(count)}
-produced = 0
-seen = set()
-done = threading.Lock()
-
-
-def left(floor=1.0):
-    return max(floor, deadline - time.monotonic())
-
-
-def finish(code, err=None):
-    """Prints the RESULT line once and exits with code."""
-    if not done.acquire(blocking=False):
-        threading.Event().wait()  # the other caller is exiting the process
-    if err:
-        print(f"kafka-python driver: {err}", file=sys.stderr)
-    print(f"RESULT produced={produced} consumed={len(seen)}", flush=True)
-    sys.stderr.flush()
-    os._exit(code)
-
-
-# 2.0.2 has blocking calls without a timeout (commit() retries until the
-# coordinator answers, close() waits for its threads), so a watchdog holds
-# the run to the budget.
-watchdog = threading.Timer(budget + 3, finish, (3, f"timed out after {budget:.0f}s"))
-watchdog.daemon = True
-watchdog.start()
+run = Run("kafka-python")
 
 common = dict(
     bootstrap_servers=env["KAFKA_BOOTSTRAP"],
@@ -74,32 +45,30 @@ common = dict(
 )
 
 try:
-    producer = KafkaProducer(acks="all", max_block_ms=int(left() * 1000), **common)
-    futures = [producer.send(topic, v.encode()) for v in sorted(want)]
+    producer = KafkaProducer(acks="all", max_block_ms=int(run.left() * 1000), **common)
+    futures = [producer.send(run.topic, v.encode()) for v in sorted(run.want)]
     for f in futures:
-        f.get(timeout=left())
-        produced += 1
-    producer.close(timeout=left())
+        f.get(timeout=run.left())
+        run.produced += 1
+    producer.close(timeout=run.left())
 
     consumer = KafkaConsumer(
-        topic,
+        run.topic,
         group_id=env["KAFKA_GROUP"],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **common,
     )
-    while len(seen) < count and time.monotonic() < deadline:
+    while run.running():
         for records in consumer.poll(timeout_ms=500).values():
             for r in records:
                 v = (r.value or b"").decode(errors="replace")
-                if v in want:
-                    seen.add(v)
+                if v in run.want:
+                    run.seen.add(v)
     # Commits the positions of everything polled (synchronously).
     consumer.commit()
     consumer.close(autocommit=False)
 except Exception as e:  # report whatever kafka-python raised, then fail
-    finish(1, f"{type(e).__name__}: {e}")
+    run.finish(1, f"{type(e).__name__}: {e}")
 
-if len(seen) < count:
-    finish(1, f"consumed {len(seen)} of {count} values before the {budget:.0f}s budget ran out")
-finish(0 if produced == count == len(seen) else 1)
+run.end()

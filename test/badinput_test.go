@@ -69,28 +69,9 @@ func TestBadInputOverTLS(t *testing.T) {
 	t.Run("wrong password and unknown user: 58 after the delay", func(t *testing.T) {
 		for _, who := range [][2]string{{"alice", "nope"}, {"nobody", "nope"}} {
 			w := dialTLS(t, e)
-			hs := kmsg.NewPtrSASLHandshakeRequest()
-			hs.SetVersion(1)
-			hs.Mechanism = "SCRAM-SHA-512"
-			w.send(hs)
-			w.recv(kmsg.NewPtrSASLHandshakeResponse(), 1)
-			cl, _ := scram.SHA512.NewClientUnprepped(who[0], who[1], "")
-			conv := cl.NewConversation()
-			first, _ := conv.Step("")
-			auth := kmsg.NewPtrSASLAuthenticateRequest()
-			auth.SetVersion(1)
-			auth.SASLAuthBytes = []byte(first)
-			w.send(auth)
 			// Both get a server-first: unknown users are answered with a
 			// phantom challenge, so existence does not show (issue 6).
-			r1 := kmsg.NewPtrSASLAuthenticateResponse()
-			w.recv(r1, 1)
-			final, err := conv.Step(string(r1.SASLAuthBytes))
-			if r1.ErrorCode != 0 || err != nil {
-				t.Fatalf("%s: round 1: %d %v", who[0], r1.ErrorCode, err)
-			}
-			auth.SASLAuthBytes = []byte(final)
-			w.send(auth)
+			w.send(authenticateV1(w.startLogin(t, who[0], who[1])))
 			b, after := w.closed()
 			if after < 80*time.Millisecond {
 				t.Errorf("%s: closed after %v, before the 100ms delay", who[0], after)
@@ -151,9 +132,9 @@ func TestBadInputOverTLS(t *testing.T) {
 	})
 }
 
-// login runs SaslHandshake v1 and SaslAuthenticate v1 and returns the
-// session lifetime the proxy announced.
-func (w *tlsWire) login(t *testing.T, user, password string) int64 {
+// startLogin runs SaslHandshake v1 and the first SaslAuthenticate v1 round
+// (SCRAM-SHA-512) and returns the client-final message to send next.
+func (w *tlsWire) startLogin(t *testing.T, user, password string) string {
 	t.Helper()
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.SetVersion(1)
@@ -163,16 +144,29 @@ func (w *tlsWire) login(t *testing.T, user, password string) int64 {
 	cl, _ := scram.SHA512.NewClientUnprepped(user, password, "")
 	conv := cl.NewConversation()
 	first, _ := conv.Step("")
+	w.send(authenticateV1(first))
+	r1 := kmsg.NewPtrSASLAuthenticateResponse()
+	w.recv(r1, 1)
+	final, err := conv.Step(string(r1.SASLAuthBytes))
+	if r1.ErrorCode != 0 || err != nil {
+		t.Fatalf("%s: round 1: %d %v", user, r1.ErrorCode, err)
+	}
+	return final
+}
+
+func authenticateV1(msg string) *kmsg.SASLAuthenticateRequest {
 	auth := kmsg.NewPtrSASLAuthenticateRequest()
 	auth.SetVersion(1)
-	auth.SASLAuthBytes = []byte(first)
-	w.send(auth)
+	auth.SASLAuthBytes = []byte(msg)
+	return auth
+}
+
+// login runs SaslHandshake v1 and SaslAuthenticate v1 and returns the
+// session lifetime the proxy announced.
+func (w *tlsWire) login(t *testing.T, user, password string) int64 {
+	t.Helper()
+	w.send(authenticateV1(w.startLogin(t, user, password)))
 	r := kmsg.NewPtrSASLAuthenticateResponse()
-	w.recv(r, 1)
-	final, _ := conv.Step(string(r.SASLAuthBytes))
-	auth.SASLAuthBytes = []byte(final)
-	w.send(auth)
-	r = kmsg.NewPtrSASLAuthenticateResponse()
 	w.recv(r, 1)
 	if r.ErrorCode != 0 {
 		t.Fatalf("login: %d", r.ErrorCode)

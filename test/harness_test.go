@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -141,6 +142,44 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// portBlock returns the first of n consecutive free loopback ports, below
+// the kernel's ephemeral range: port-per-broker listeners open at base+id
+// when a broker appears, and a port inside the range could meanwhile be
+// taken by any outgoing connection (a client's, the proxy's own).
+func portBlock(t *testing.T, n int) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low-n <= 10000 {
+		t.Fatalf("ephemeral ports start at %d: no room below for a block of %d", low, n)
+	}
+	for try := 0; try < 50; try++ {
+		base := 10000 + rand.IntN(low-n-10000)
+		var held []net.Listener
+		for i := 0; i < n; i++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			held = append(held, ln)
+		}
+		for _, ln := range held {
+			ln.Close()
+		}
+		if len(held) == n {
+			return base
+		}
+	}
+	t.Fatalf("no block of %d free ports found", n)
+	return 0
 }
 
 // startProxy runs kfake in-process and the built proxy as a child process in

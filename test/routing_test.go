@@ -170,7 +170,7 @@ func TestRoutingSidecar(t *testing.T) {
 func TestRoutingPortPerBroker(t *testing.T) {
 	cl := startCluster3(t, "ppb")
 	port := freePort(t)
-	base := freePort(t) + 100
+	base := portBlock(t, 4) // nodes 0-2, and 3 added below
 	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
 	e := cl.launch(t, "ppb", port, cl.upstreams()[0], routing)
 	allowed := []string{e.Addr}
@@ -246,9 +246,10 @@ func addHosts(t *testing.T, line string) bool {
 func TestRoutingFetchNodeEndpoints(t *testing.T) {
 	cl := startCluster3(t, "kip951")
 	port := freePort(t)
-	base := freePort(t) + 200
+	base := portBlock(t, 6) // nodes 0-2 for each of the two proxies
+	plainBase := base + 3
 	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
-	plain := cl.launch(t, "kip951-off", freePort(t), cl.upstreams()[0], fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base+100))
+	plain := cl.launch(t, "kip951-off", freePort(t), cl.upstreams()[0], fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", plainBase))
 	e := cl.launch(t, "kip951", port, cl.upstreams()[0], routing+"  fetch_node_endpoints: true\n")
 
 	tlsCfg, _ := tlsutil.ClientConfig(cl.ca.CAPEM, "")

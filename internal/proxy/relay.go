@@ -304,7 +304,7 @@ func (s *session) writeLoop(queue <-chan pending) closeReason {
 				sleep(s.ctx, o.FailedAuthDelay)
 			}
 			if p.local != nil {
-				if err := s.write(p.local); err != nil {
+				if err := s.deliver(p.local); err != nil {
 					return s.writerFailed(s.clientWriteReason(err))
 				}
 			}
@@ -337,6 +337,15 @@ func (s *session) writeLoop(queue <-chan pending) closeReason {
 	return ""
 }
 
+// deliver writes b to the client from the writer goroutine, under a write
+// deadline of the idle timeout: a client that reads nothing for that long is
+// gone.
+func (s *session) deliver(b []byte) error {
+	o := &s.srv.opts
+	_ = s.conn.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
+	return s.write(b)
+}
+
 // writerFailed stops the reader too (it may be blocked on the client) and
 // returns reason.
 func (s *session) writerFailed(reason closeReason) closeReason {
@@ -363,7 +372,7 @@ func (s *session) relayStreamed(up net.Conn, size [4]byte, n int, p pending) err
 	if corr := int32(binary.BigEndian.Uint32(buf[4:])); corr != p.corr {
 		return errCorrelation{p.corr, corr}
 	}
-	if err := s.write(buf[:4+head]); err != nil {
+	if err := s.deliver(buf[:4+head]); err != nil {
 		return err
 	}
 	for rest := n - head; rest > 0; {
@@ -371,7 +380,7 @@ func (s *session) relayStreamed(up net.Conn, size [4]byte, n int, p pending) err
 		if _, err := io.ReadFull(up, buf[:k]); err != nil {
 			return &PeerError{Side: SideUpstream, Op: "read", Err: err}
 		}
-		if err := s.write(buf[:k]); err != nil {
+		if err := s.deliver(buf[:k]); err != nil {
 			return err
 		}
 		rest -= k
@@ -461,7 +470,7 @@ func (f *scanSource) flush() error {
 	if f.r == 0 {
 		return nil
 	}
-	if err := f.s.write(f.buf[:f.r]); err != nil {
+	if err := f.s.deliver(f.buf[:f.r]); err != nil {
 		return err
 	}
 	f.w = copy(f.buf, f.buf[f.r:f.w])
@@ -494,7 +503,7 @@ func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) er
 			return err
 		}
 		binary.BigEndian.PutUint32(out, uint32(len(out)-4))
-		return s.write(out)
+		return s.deliver(out)
 	}
 	outp := s.srv.frames.get(n + 4 + 256)
 	defer s.srv.frames.put(outp)
@@ -504,10 +513,10 @@ func (s *session) relayRewritten(up net.Conn, size [4]byte, n int, p pending) er
 		return err
 	}
 	if !changed {
-		return s.write(buf[:4+n])
+		return s.deliver(buf[:4+n])
 	}
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
-	return s.write(out)
+	return s.deliver(out)
 }
 
 // clampApiVersions rewrites the upstream's ApiVersions answer to what the

@@ -166,14 +166,13 @@ func (s *session) logHandshakeError(err error) {
 	}
 }
 
-// write sends b to the client under a write deadline (the idle timeout: a
-// client that reads nothing for that long is gone). Over TLS, writes of
-// more than one record reach the socket in batches (batchConn).
+// write sends b to the client. Over TLS, writes of more than one record
+// reach the socket in batches (batchConn). It reads only fields fixed before
+// the relay starts, so the gate and the relay's writer goroutine both use
+// it; the gate's writes run under the authentication deadline, the writer's
+// under their own (deliver).
 func (s *session) write(b []byte) error {
 	o := &s.srv.opts
-	if s.state >= stateAuthenticated {
-		_ = s.conn.SetWriteDeadline(o.Now().Add(o.IdleTimeout))
-	}
 	batch := s.batch != nil && len(b) > maxPlaintext
 	if batch {
 		s.batch.begin()

@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+)
+
+// testClock is a settable Options.Now, so the KIP-368 deadlines and the
+// one-second re-authentication interval are reached without sleeping.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Now()} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// reauthEnv is a proxy whose sessions have a KIP-368 deadline (maxReauth)
+// on a test clock; bob is a second user, for the principal-change rule.
+func reauthEnv(t *testing.T, maxReauth time.Duration) (*env, *testClock) {
+	clock := newTestClock()
+	e := newEnv(t, func(o *Options) {
+		u := testUsers(t)
+		for _, m := range sasl.Mechanisms() {
+			c, err := sasl.DeriveCredential(m, "bob-secret", []byte("fixed-test-salt-76543210"), 4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u[string(m)+"/bob"] = c
+		}
+		o.Auth = sasl.NewAuthenticator(sasl.Options{Users: u, PhantomKey: []byte("test-phantom-key")})
+		o.MaxReauth = maxReauth
+		o.Now = clock.Now
+	})
+	return e, clock
+}
+
+// loggedIn dials and logs in as alice with SCRAM-SHA-512 at SaslAuthenticate v2.
+func loggedIn(t *testing.T, e *env) *wire {
+	t.Helper()
+	w := e.dial()
+	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+		t.Fatalf("login: %d %v", r.ErrorCode, r.ErrorMessage)
+	}
+	return w
+}
+
+// decodeAt decodes the response frame b (size prefix included) to req.
+func decodeAt(t *testing.T, b []byte, req kmsg.Request, corr int32) kmsg.Response {
+	t.Helper()
+	if len(b) < 8 || int32(binary.BigEndian.Uint32(b[4:])) != corr {
+		t.Fatalf("no response with correlation %d: %x", corr, b)
+	}
+	if int(binary.BigEndian.Uint32(b)) != len(b)-4 {
+		t.Fatalf("more than one frame before the close: %x", b)
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	hl, err := protocol.ResponseHeaderLen(b[4:], req.Key(), req.GetVersion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.ReadFrom(b[4+hl:]); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestReauthenticationRenewsTheSession(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := e.dial()
+	r := w.login(sasl.ScramSHA512, testUser, testPassword, 1)
+	if r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Hour.Milliseconds() {
+		t.Fatalf("login: %d, lifetime %d", r.ErrorCode, r.SessionLifetimeMillis)
+	}
+	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	for _, v := range []int16{0, 1, 2} {
+		clock.Add(2 * time.Second)
+		r := w.login(sasl.ScramSHA512, testUser, testPassword, v)
+		if r.ErrorCode != 0 {
+			t.Fatalf("re-authentication v%d: %d %v", v, r.ErrorCode, r.ErrorMessage)
+		}
+		if want := time.Hour.Milliseconds(); v >= 1 && r.SessionLifetimeMillis != want {
+			t.Fatalf("re-authentication v%d: lifetime %d, want %d", v, r.SessionLifetimeMillis, want)
+		}
+		w.roundTrip(kmsg.NewPtrMetadataRequest())
+	}
+	// The same principal may switch mechanism on a new connection only;
+	// token and password logins of one owner may replace each other (not
+	// exercised here: no token store).
+}
+
+func TestReauthenticationPastTheDeadlineIsAllowed(t *testing.T) {
+	e, clock := reauthEnv(t, time.Minute)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Minute)
+	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Minute.Milliseconds() {
+		t.Fatalf("re-authentication after expiry: %d, lifetime %d", r.ErrorCode, r.SessionLifetimeMillis)
+	}
+	w.roundTrip(kmsg.NewPtrMetadataRequest())
+}
+
+func TestExpiredSessionClosesOnItsNextRequest(t *testing.T) {
+	e, clock := reauthEnv(t, time.Minute)
+	w := loggedIn(t, e)
+	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	clock.Add(time.Minute + time.Millisecond)
+	w.send(kmsg.NewPtrMetadataRequest())
+	if b, _ := w.expectClosed(); len(b) != 0 {
+		t.Fatalf("wrote %x", b)
+	}
+}
+
+func TestSecondReauthenticationWithinASecondGets34(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+		t.Fatalf("first re-authentication: %d", r.ErrorCode)
+	}
+	clock.Add(999 * time.Millisecond)
+	if r := w.roundTrip(handshake(1, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 34 || len(r.SupportedMechanisms) != 0 {
+		t.Fatalf("handshake within a second: %+v", r)
+	}
+	// Still authenticated, not re-authenticating.
+	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	clock.Add(time.Millisecond)
+	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+		t.Fatalf("re-authentication a second later: %d", r.ErrorCode)
+	}
+}
+
+func TestReauthenticationAsAnotherPrincipalFails(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
+	conv := scramClient(t, sasl.ScramSHA512, "bob", "bob-secret")
+	first, _ := conv.Step("")
+	r1 := w.roundTrip(authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	final, err := conv.Step(string(r1.SASLAuthBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := authenticate(2, []byte(final))
+	corr := w.send(req)
+	b, after := w.expectClosed()
+	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
+	const want = "Cannot change principals during re-authentication from User.alice: User.bob"
+	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || len(r.SASLAuthBytes) != 0 {
+		t.Fatalf("got %d %v %q", r.ErrorCode, r.ErrorMessage, r.SASLAuthBytes)
+	}
+	if after < 40*time.Millisecond {
+		t.Errorf("failure answered after %v, before the delay", after)
+	}
+}
+
+func TestReauthenticationWithAWrongPasswordFails(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
+	conv := scramClient(t, sasl.ScramSHA512, testUser, "wrong")
+	first, _ := conv.Step("")
+	r1 := w.roundTrip(authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	final, _ := conv.Step(string(r1.SASLAuthBytes))
+	req := authenticate(1, []byte(final))
+	corr := w.send(req)
+	b, after := w.expectClosed()
+	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
+	const want = "Authentication failed during re-authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || r.SessionLifetimeMillis != 0 {
+		t.Fatalf("got %d %v lifetime %d", r.ErrorCode, r.ErrorMessage, r.SessionLifetimeMillis)
+	}
+	if after < 40*time.Millisecond {
+		t.Errorf("failure answered after %v, before the delay", after)
+	}
+}
+
+// Kafka accepts a re-authentication handshake naming another mechanism and
+// fails the SaslAuthenticate that follows, closing with nothing written.
+func TestReauthenticationWithAnotherMechanismFailsOnTheNextFrame(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	hs := w.roundTrip(handshake(1, "SCRAM-SHA-256")).(*kmsg.SASLHandshakeResponse)
+	if hs.ErrorCode != 0 || len(hs.SupportedMechanisms) != 2 || hs.SupportedMechanisms[0] != "SCRAM-SHA-512" {
+		t.Fatalf("handshake: %+v", hs)
+	}
+	conv := scramClient(t, sasl.ScramSHA256, testUser, testPassword)
+	first, _ := conv.Step("")
+	w.send(authenticate(2, []byte(first)))
+	b, after := w.expectClosed()
+	if len(b) != 0 {
+		t.Fatalf("wrote %x", b)
+	}
+	if after < 40*time.Millisecond {
+		t.Errorf("closed after %v, before the delay", after)
+	}
+}
+
+func TestOtherRequestDuringReauthenticationGets34ThenCloses(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(3)
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "kgo", "1.0"
+	corr := w.send(req)
+	b, after := w.expectClosed()
+	if r := decodeAt(t, b, req, corr).(*kmsg.ApiVersionsResponse); r.ErrorCode != 34 || len(r.ApiKeys) != 0 {
+		t.Fatalf("got %+v", r)
+	}
+	if after < 40*time.Millisecond {
+		t.Errorf("answered after %v, before the delay", after)
+	}
+}
+
+// TestReauthenticationUnderPipelinedProduce re-authenticates a connection
+// again and again while Produce responses are still on their way to the
+// client, so the reader changes the session's SASL state while the writer
+// delivers. Under -race it proves the writer never reads that state.
+func TestReauthenticationUnderPipelinedProduce(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	const rounds, inFlight = 30, 16
+	for round := 0; round < rounds; round++ {
+		clock.Add(1500 * time.Millisecond)
+		var reqs []kmsg.Request
+		var corrs []int32
+		for i := 0; i < inFlight; i++ {
+			p := produceRequest(t, round*inFlight+i)
+			reqs, corrs = append(reqs, p), append(corrs, w.send(p))
+		}
+		// The handshake follows the produce requests without waiting: the
+		// reader takes it (and starts re-authenticating) while the writer
+		// is still delivering their responses.
+		hs := handshake(1, "SCRAM-SHA-512")
+		hsCorr := w.send(hs)
+		for i, p := range reqs {
+			resp := w.recv(p, corrs[i]).(*kmsg.ProduceResponse)
+			if len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("round %d: produce %d failed: %+v", round, i, resp.Topics)
+			}
+		}
+		if r := w.recv(hs, hsCorr).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 0 {
+			t.Fatalf("round %d: re-authentication handshake: %d", round, r.ErrorCode)
+		}
+		conv := scramClient(t, sasl.ScramSHA512, testUser, testPassword)
+		first, _ := conv.Step("")
+		r1 := w.roundTrip(authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+		final, err := conv.Step(string(r1.SASLAuthBytes))
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		// The last SCRAM round is pipelined with the next produce requests,
+		// so the state returns to authenticated while responses are owed.
+		fin := authenticate(2, []byte(final))
+		finCorr := w.send(fin)
+		p := produceRequest(t, -round-1)
+		pCorr := w.send(p)
+		if r := w.recv(fin, finCorr).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Hour.Milliseconds() {
+			t.Fatalf("round %d: re-authentication: %d %v", round, r.ErrorCode, r.ErrorMessage)
+		}
+		if resp := w.recv(p, pCorr).(*kmsg.ProduceResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("round %d: produce after re-authentication failed", round)
+		}
+	}
+}
+
+// produceRequest is an acks=1 Produce v7 of one record to topic t.
+func produceRequest(t *testing.T, n int) *kmsg.ProduceRequest {
+	t.Helper()
+	rec := kmsg.NewRecord()
+	rec.Value = binary.BigEndian.AppendUint64(nil, uint64(n))
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // what follows the 1-byte varint length
+	recs := rec.AppendTo(nil)
+	batch := kmsg.NewRecordBatch()
+	batch.Magic = 2
+	batch.NumRecords = 1
+	batch.ProducerID, batch.ProducerEpoch, batch.FirstSequence = -1, -1, -1
+	batch.Records = recs
+	raw := batch.AppendTo(nil)
+	batch.Length = int32(len(raw) - 12)
+	raw = batch.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+
+	p := kmsg.NewPtrProduceRequest()
+	p.SetVersion(7)
+	p.Acks = 1
+	p.TimeoutMillis = 5000
+	topic := kmsg.NewProduceRequestTopic()
+	topic.Topic = "t"
+	part := kmsg.NewProduceRequestTopicPartition()
+	part.Records = raw
+	topic.Partitions = append(topic.Partitions, part)
+	p.Topics = append(p.Topics, topic)
+	return p
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -138,23 +137,23 @@ func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, er
 	return nil, errors.New("probe upstream api versions: no version accepted")
 }
 
-// roundTrip writes req as a client would and reads its response.
+// maxProbeResponse caps a response to the proxy's own requests (ApiVersions,
+// Metadata, the SASL exchange).
+const maxProbeResponse = 16 << 20
+
+// roundTrip writes req as a client would and reads its response. A
+// FrameReader never reads past its frame, so one per call is safe.
 func roundTrip(conn net.Conn, corr int32, req kmsg.Request) (kmsg.Response, error) {
 	var f kmsg.RequestFormatter
 	if _, err := conn.Write(f.AppendRequest(nil, req, corr)); err != nil {
 		return nil, err
 	}
-	var size [4]byte
-	if _, err := io.ReadFull(conn, size[:]); err != nil {
+	buf, err := protocol.NewFrameReader(conn, maxProbeResponse, nil).Read()
+	if err != nil {
 		return nil, err
 	}
-	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 4 || n > 16<<20 {
-		return nil, fmt.Errorf("bad response size %d", n)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(conn, buf); err != nil {
-		return nil, err
+	if len(buf) < 4 {
+		return nil, fmt.Errorf("response of %d bytes: %w", len(buf), protocol.ErrTruncated)
 	}
 	if got := int32(binary.BigEndian.Uint32(buf)); got != corr {
 		return nil, fmt.Errorf("correlation id %d, want %d", got, corr)

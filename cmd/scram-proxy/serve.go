@@ -96,15 +96,18 @@ func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 // serve builds the proxy from cfg and runs it until ctx ends, then drains.
 // ready, when non-nil, is called once the listener accepts.
 func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()) error {
+	metrics := telemetry.NewProm()
 	var db *state.DB
 	if cfg.State.Dir != "" {
 		var err error
-		if db, err = state.Open(cfg.State.Dir); err != nil {
+		if db, err = state.Open(cfg.State.Dir, state.Options{OnBadRecord: func(r state.BadRecord) {
+			metrics.RecordSkipped(r.Kind)
+			log.Error("state record does not load; skipped", zap.String("kind", r.Kind), zap.String("key", r.Key), zap.Error(r.Err))
+		}}); err != nil {
 			return err
 		}
 		defer db.Close()
 	}
-	metrics := telemetry.NewProm()
 	users, reloader, err := loadUsers(cfg, log, metrics)
 	if err != nil {
 		return err

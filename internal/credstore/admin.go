@@ -226,6 +226,13 @@ func (a *Admin) alter(allowed bool, r *kmsg.AlterUserSCRAMCredentialsRequest) (k
 			fail(u.Name, kerr.UnknownServerError.Code, err.Error())
 			continue
 		}
+		// What the store would refuse to load must not be stored: Kafka
+		// accepts an empty salt here, but a record the proxy cannot load
+		// back is worse than a refusal.
+		if err := c.Validate(m); err != nil {
+			fail(u.Name, kerr.UnacceptableCredential.Code, err.Error())
+			continue
+		}
 		changes = append(changes, change{user: u.Name, mech: m, cred: &c})
 	}
 

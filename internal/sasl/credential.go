@@ -94,13 +94,31 @@ func ParseStoredForm(m Mechanism, s string) (Credential, error) {
 			return Credential{}, fmt.Errorf("%w: missing key %q", ErrBadStoredForm, k)
 		}
 	}
-	if len(c.Salt) == 0 {
-		return Credential{}, fmt.Errorf("%w: empty salt", ErrBadStoredForm)
-	}
-	if n := m.HashSize(); n != 0 && (len(c.StoredKey) != n || len(c.ServerKey) != n) {
-		return Credential{}, fmt.Errorf("%w: key length does not match %s", ErrBadStoredForm, m)
+	if err := c.Validate(m); err != nil {
+		return Credential{}, err
 	}
 	return c, nil
+}
+
+// Validate is the one check every stored credential passes, whichever way it
+// arrives: parsed from a file or the state store, or written through the
+// admin API. What is accepted on write therefore always loads again. It
+// requires a non-empty salt, positive iterations and, when m is non-empty,
+// keys of m's hash size. Kafka's extra bounds on written iterations
+// (MinIterations..MaxIterations) are the writer's to apply: a stored
+// credential below them loads and then fails at login, as in Kafka.
+// Errors wrap ErrBadStoredForm and never quote key material.
+func (c Credential) Validate(m Mechanism) error {
+	if len(c.Salt) == 0 {
+		return fmt.Errorf("%w: empty salt", ErrBadStoredForm)
+	}
+	if c.Iterations <= 0 {
+		return fmt.Errorf("%w: iterations not positive", ErrBadStoredForm)
+	}
+	if n := m.HashSize(); n != 0 && (len(c.StoredKey) != n || len(c.ServerKey) != n) {
+		return fmt.Errorf("%w: key length does not match %s", ErrBadStoredForm, m)
+	}
+	return nil
 }
 
 // DeriveCredential computes the stored credential for a password the way

@@ -24,12 +24,45 @@ var (
 // DB is an open state database. It is safe for concurrent use.
 type DB struct {
 	db *bolt.DB
+	o  Options
+}
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// OnBadRecord hears of each stored record that does not load (a
+	// damaged file, or a record an older version wrote). The record is
+	// skipped and left on disk, so one bad entry never stops the proxy;
+	// the callback logs and counts it. It may be nil.
+	OnBadRecord func(BadRecord)
+
+	_ struct{}
+}
+
+// BadRecord names a stored record that was skipped and why. It carries no
+// secret: Key is a user name or token id, and Err never quotes the
+// record's content.
+type BadRecord struct {
+	Kind string // KindUser or KindToken
+	Key  string
+	Err  error
+}
+
+// The kinds of record a BadRecord names.
+const (
+	KindUser  = "scram_user"
+	KindToken = "delegation_token"
+)
+
+func (d *DB) bad(kind, key string, err error) {
+	if d.o.OnBadRecord != nil {
+		d.o.OnBadRecord(BadRecord{Kind: kind, Key: key, Err: err})
+	}
 }
 
 // Open opens (or creates) dir/state.db. Only one process may hold it: a
 // second proxy on the same directory fails after a short wait rather than
 // corrupting it.
-func Open(dir string) (*DB, error) {
+func Open(dir string, o Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state.dir %s: %w", dir, err)
 	}
@@ -49,23 +82,26 @@ func Open(dir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, o: o}, nil
 }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
-// LoadTokens implements dtoken.TokenStore.
+// LoadTokens implements dtoken.TokenStore. Records that do not decode, or
+// whose key is not their id, are skipped and reported to OnBadRecord.
 func (d *DB) LoadTokens() ([]dtoken.Info, error) {
 	var out []dtoken.Info
 	err := d.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
 			var i dtoken.Info
 			if err := json.Unmarshal(v, &i); err != nil {
-				return fmt.Errorf("token %q: %w", k, err)
+				d.bad(KindToken, string(k), errNotJSON)
+				return nil
 			}
 			if i.ID != string(k) {
-				return errors.New("token record key does not match its id")
+				d.bad(KindToken, string(k), errors.New("record key does not match its token id"))
+				return nil
 			}
 			out = append(out, i)
 			return nil
@@ -73,6 +109,10 @@ func (d *DB) LoadTokens() ([]dtoken.Info, error) {
 	})
 	return out, err
 }
+
+// errNotJSON replaces encoding/json's messages, which may quote a byte of
+// the record.
+var errNotJSON = errors.New("not a valid JSON record")
 
 // PutToken implements dtoken.TokenStore; durable on return.
 func (d *DB) PutToken(i dtoken.Info) error {
@@ -89,36 +129,51 @@ func (d *DB) DeleteToken(id string) error {
 }
 
 // LoadUsers implements credstore.UserStore: user → mechanism → credential,
-// stored in Kafka's text form (salt, StoredKey, ServerKey, iterations).
+// stored in Kafka's text form (salt, StoredKey, ServerKey, iterations). A
+// record or credential that does not pass sasl.ParseStoredForm, the check
+// every write passes too, is skipped and reported to OnBadRecord.
 func (d *DB) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
 	out := map[string]map[sasl.Mechanism]sasl.Credential{}
 	err := d.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			user := string(k)
 			var forms map[string]string
 			if err := json.Unmarshal(v, &forms); err != nil {
-				return fmt.Errorf("user %q: %w", k, err)
+				d.bad(KindUser, user, errNotJSON)
+				return nil
 			}
 			creds := map[sasl.Mechanism]sasl.Credential{}
 			for name, form := range forms {
 				m, ok := sasl.ParseMechanism(name)
 				if !ok {
-					return fmt.Errorf("user %q: unknown mechanism %q", k, name)
+					d.bad(KindUser, user, errors.New("unknown mechanism"))
+					continue
 				}
 				c, err := sasl.ParseStoredForm(m, form)
 				if err != nil {
-					return fmt.Errorf("user %q: %w", k, err)
+					d.bad(KindUser, user, fmt.Errorf("%s: %w", m, err))
+					continue
 				}
 				creds[m] = c
 			}
-			out[string(k)] = creds
+			if len(creds) > 0 {
+				out[user] = creds
+			}
 			return nil
 		})
 	})
 	return out, err
 }
 
-// PutUser implements credstore.UserStore; durable on return.
+// PutUser implements credstore.UserStore; durable on return. Every
+// credential must pass Validate, the check LoadUsers applies, so nothing is
+// stored that would not load.
 func (d *DB) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error {
+	for m, c := range creds {
+		if err := c.Validate(m); err != nil {
+			return fmt.Errorf("user %q, %s: %w", user, m, err)
+		}
+	}
 	return d.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if len(creds) == 0 {

@@ -2,8 +2,11 @@ package state
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -11,7 +14,7 @@ import (
 
 func TestPersistsAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(dir)
+	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +31,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	secret, _ := db.Secret("phantom")
 	db.Close()
 
-	db, err = Open(dir)
+	db, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +58,94 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	toks, _ = db.LoadTokens()
 	if len(users) != 0 || len(toks) != 0 {
 		t.Fatal("delete did not persist")
+	}
+}
+
+// TestBadRecordsAreSkippedNotFatal plants damaged user and token records
+// next to good ones: loading returns the good ones and reports each bad one
+// (by kind and key, never its content) instead of failing.
+func TestBadRecordsAreSkippedNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := sasl.DeriveCredential(sasl.ScramSHA512, "pw", []byte("salt"), 4096)
+	if err := db.PutUser("good", map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: good}); err != nil {
+		t.Fatal(err)
+	}
+	tok := dtoken.Info{ID: "ABEiM0RVZneImaq7zN3u_w", Owner: dtoken.Principal{Type: "User", Name: "alice"}}
+	if err := db.PutToken(tok); err != nil {
+		t.Fatal(err)
+	}
+	emptySalt := "salt=,stored_key=" + strings.Repeat("A", 86) + "==,server_key=" + strings.Repeat("A", 86) + "==,iterations=4096"
+	raw := map[string]map[string]string{
+		string(bucketUsers): {
+			"emptysalt": `{"SCRAM-SHA-512":"` + emptySalt + `"}`,
+			"notjson":   `{"SCRAM-SHA-512":`,
+			"mixed":     `{"SCRAM-SHA-512":"` + good.StoredForm() + `","SCRAM-SHA-256":"salt=AA=="}`,
+		},
+		string(bucketTokens): {"broken": `{"token_id":`, "other": `{"token_id":"not-other"}`},
+	}
+	if err := db.db.Update(func(tx *bolt.Tx) error {
+		for b, kv := range raw {
+			for k, v := range kv {
+				if err := tx.Bucket([]byte(b)).Put([]byte(k), []byte(v)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	var bad []BadRecord
+	db, err = Open(dir, Options{OnBadRecord: func(r BadRecord) { bad = append(bad, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	users, err := db.LoadUsers()
+	if err != nil {
+		t.Fatalf("load users: %v", err)
+	}
+	toks, err := db.LoadTokens()
+	if err != nil {
+		t.Fatalf("load tokens: %v", err)
+	}
+	if len(users) != 2 || users["good"] == nil || len(users["mixed"]) != 1 || len(toks) != 1 || toks[0].ID != tok.ID {
+		t.Fatalf("loaded users %v, tokens %v", users, toks)
+	}
+	got := map[string]bool{}
+	for _, r := range bad {
+		got[r.Kind+"/"+r.Key] = true
+		if strings.Contains(r.Err.Error(), "AAAA") || strings.Contains(r.Err.Error(), "token_id") {
+			t.Errorf("%s/%s: error quotes the record: %v", r.Kind, r.Key, r.Err)
+		}
+	}
+	for _, want := range []string{"scram_user/emptysalt", "scram_user/notjson", "scram_user/mixed", "delegation_token/broken", "delegation_token/other"} {
+		if !got[want] {
+			t.Errorf("%s not reported (reported: %v)", want, got)
+		}
+	}
+	if len(bad) != 5 {
+		t.Errorf("%d reports, want 5: %+v", len(bad), bad)
+	}
+}
+
+// TestPutUserRefusesWhatWouldNotLoad: the store itself refuses a credential
+// that LoadUsers would skip.
+func TestPutUserRefusesWhatWouldNotLoad(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, _ := sasl.DeriveCredential(sasl.ScramSHA512, "pw", []byte("salt"), 4096)
+	c.Salt = nil
+	if err := db.PutUser("u", map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: c}); err == nil {
+		t.Fatal("empty salt stored")
 	}
 }

@@ -25,6 +25,7 @@ type Prom struct {
 	dialErrors prometheus.Counter
 	local      *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
+	badRecords *prometheus.CounterVec
 }
 
 // NewProm registers the proxy's metrics, plus Go runtime and process
@@ -51,8 +52,10 @@ func NewProm() *Prom {
 			Help: "Delegation-token and SCRAM admin requests answered by the proxy, by API and outcome."}, []string{"api", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_credential_reloads_total",
 			Help: "Credential source loads, by source and outcome."}, []string{"source", "outcome"}),
+		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_state_records_skipped_total",
+			Help: "Records in state.dir that did not load and were skipped, by kind."}, []string{"kind"}),
 	}
-	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads,
+	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -100,6 +103,10 @@ func (p *Prom) LocalRequest(key int16, outcome string) {
 
 // Reload counts one credential source load.
 func (p *Prom) Reload(source, outcome string) { p.reloads.WithLabelValues(source, outcome).Inc() }
+
+// RecordSkipped counts one stored record that did not load (kind is one of
+// the state package's record kinds).
+func (p *Prom) RecordSkipped(kind string) { p.badRecords.WithLabelValues(kind).Inc() }
 
 // apiName bounds the label to kmsg's names (unknown keys collapse).
 func apiName(key int16) string {

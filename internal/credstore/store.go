@@ -122,17 +122,36 @@ func (s *Store) ReplaceSource(src Source, snap *Snapshot) { s.layers[src].Store(
 // Snapshot returns a source's current snapshot (read-only).
 func (s *Store) Snapshot(src Source) *Snapshot { return s.layers[src].Load() }
 
-// LookupUser implements sasl.UserLookup: O(1) per layer, first layer wins.
+// LookupUser implements sasl.UserLookup with the store's one ownership
+// rule: the highest-priority source that defines user at all owns every
+// mechanism of that user, so a credential a lower source still holds for
+// another mechanism (written through the admin API before the user moved
+// into credentials.file, say) never logs in. Lookups, Credentials (describe)
+// and Owner (the admin API's read-only rule) all follow it. O(1) per layer.
 func (s *Store) LookupUser(_ context.Context, m sasl.Mechanism, user string) (sasl.Credential, error) {
-	for i := range s.layers {
-		if c, ok := s.layers[i].Load().byMech[m][user]; ok {
-			return c, nil
-		}
+	snap, ok := s.owner(user)
+	if !ok {
+		return sasl.Credential{}, sasl.ErrUnknownCredential
+	}
+	if c, ok := snap.byMech[m][user]; ok {
+		return c, nil
 	}
 	return sasl.Credential{}, sasl.ErrUnknownCredential
 }
 
-// Owner returns the highest-priority source that defines user at all.
+// owner returns the snapshot of the highest-priority source that defines
+// user, loaded once so one lookup sees one consistent layer.
+func (s *Store) owner(user string) (*Snapshot, bool) {
+	for i := range s.layers {
+		if snap := s.layers[i].Load(); snap.Has(user) {
+			return snap, true
+		}
+	}
+	return nil, false
+}
+
+// Owner returns the highest-priority source that defines user at all: the
+// source that owns all of the user's mechanisms.
 func (s *Store) Owner(user string) (Source, bool) {
 	for i := range s.layers {
 		if s.layers[i].Load().Has(user) {
@@ -154,11 +173,11 @@ func (s *Store) Users() int {
 // Credentials returns the mechanisms and credentials that apply to user:
 // the highest-priority source defining the user supplies all of them.
 func (s *Store) Credentials(user string) map[sasl.Mechanism]sasl.Credential {
-	src, ok := s.Owner(user)
+	snap, ok := s.owner(user)
 	if !ok {
 		return nil
 	}
-	return s.layers[src].Load().Get(user)
+	return snap.Get(user)
 }
 
 // AllUsers lists every user with at least one credential, sorted.

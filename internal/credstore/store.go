@@ -3,6 +3,7 @@ package credstore
 import (
 	"context"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -98,6 +99,11 @@ func (s Source) String() string {
 // for concurrent use; Replace publishes a source's new snapshot atomically.
 type Store struct {
 	layers [numSources]atomic.Pointer[Snapshot]
+	// shapes is the challenge shapes of the users as lookups see them,
+	// per mechanism, recomputed on every publish (under mu, so that two
+	// publishes cannot store their populations out of order).
+	shapes atomic.Pointer[map[sasl.Mechanism][]sasl.ShapeCount]
+	mu     sync.Mutex
 }
 
 // NewStore returns a store whose file layer is snap (nil: empty).
@@ -109,6 +115,7 @@ func NewStore(snap *Snapshot) *Store {
 	if snap != nil {
 		s.layers[SourceFile].Store(snap)
 	}
+	s.shapes.Store(s.population())
 	return s
 }
 
@@ -116,8 +123,49 @@ func NewStore(snap *Snapshot) *Store {
 func (s *Store) Replace(snap *Snapshot) { s.ReplaceSource(SourceFile, snap) }
 
 // ReplaceSource publishes snap for one source; lookups already under way
-// finish on the old one. snap must not be modified afterwards.
-func (s *Store) ReplaceSource(src Source, snap *Snapshot) { s.layers[src].Store(snap) }
+// finish on the old one. snap must not be modified afterwards. The
+// population of challenge shapes is recomputed (O(users)).
+func (s *Store) ReplaceSource(src Source, snap *Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.layers[src].Store(snap)
+	s.shapes.Store(s.population())
+}
+
+// PhantomShapes implements sasl.ShapeSource: the challenge shapes of the
+// credentials logins can use (each user's owning layer only), so that an
+// unknown user's phantom challenge is drawn from the same mix.
+func (s *Store) PhantomShapes(m sasl.Mechanism) []sasl.ShapeCount { return (*s.shapes.Load())[m] }
+
+// population counts the shapes of every credential a lookup can return.
+func (s *Store) population() *map[sasl.Mechanism][]sasl.ShapeCount {
+	var snaps [numSources]*Snapshot
+	for i := range s.layers {
+		snaps[i] = s.layers[i].Load()
+	}
+	// owned reports whether a layer above i defines u.
+	owned := func(i int, u string) bool {
+		for j := range i {
+			if snaps[j].Has(u) {
+				return true
+			}
+		}
+		return false
+	}
+	out := map[sasl.Mechanism][]sasl.ShapeCount{}
+	for _, m := range sasl.Mechanisms() {
+		out[m] = sasl.Population(func(yield func(sasl.Credential) bool) {
+			for i, snap := range snaps {
+				for u, c := range snap.byMech[m] {
+					if !owned(i, u) && !yield(c) {
+						return
+					}
+				}
+			}
+		})
+	}
+	return &out
+}
 
 // Snapshot returns a source's current snapshot (read-only).
 func (s *Store) Snapshot(src Source) *Snapshot { return s.layers[src].Load() }

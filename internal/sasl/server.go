@@ -31,12 +31,17 @@ type Options struct {
 	// expiry sweep removes them (spec §5.6); this is stricter.
 	RejectExpiredTokens bool
 	// PhantomKey, when set, answers unknown users with a made-up but stable
-	// challenge (salt and keys derived from this secret, PhantomIterations
-	// iterations) and fails them at round 2 like a wrong password, so a
-	// client cannot tell whether a user exists. Kafka fails unknown users at
-	// round 1. Keep the key stable across restarts (state.dir keeps one).
-	PhantomKey        []byte
-	PhantomIterations int // default 4096
+	// challenge (salt and keys derived from this secret) and fails them at
+	// round 2 like a wrong password, so a client cannot tell whether a user
+	// exists. Kafka fails unknown users at round 1. Keep the key stable
+	// across restarts (state.dir keeps one).
+	PhantomKey []byte
+	// PhantomShapes supplies the real users' challenge shapes (iterations,
+	// salt form and length) that phantom challenges are drawn from, so an
+	// unknown user's challenge looks like a known user's. nil means Users,
+	// when it implements ShapeSource (credstore.Store does); otherwise
+	// every phantom has DefaultPhantomShape.
+	PhantomShapes ShapeSource
 
 	// nonce overrides the server nonce (tests only, for exact vectors).
 	nonce func() string
@@ -58,8 +63,8 @@ func NewAuthenticator(o Options) *Authenticator {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.PhantomIterations == 0 {
-		o.PhantomIterations = MinIterations
+	if o.PhantomShapes == nil {
+		o.PhantomShapes, _ = o.Users.(ShapeSource)
 	}
 	return &Authenticator{o: o}
 }
@@ -177,7 +182,11 @@ func (c *Conversation) clientFirst(msg string) ([]byte, error) {
 		cred, err := o.Users.LookupUser(c.ctx, c.mech, cf.Username)
 		switch {
 		case errors.Is(err, ErrUnknownCredential) && o.PhantomKey != nil:
-			c.cred, c.phantom = phantomCredential(o.PhantomKey, c.mech, cf.Username, o.PhantomIterations), true
+			var pop []ShapeCount
+			if o.PhantomShapes != nil {
+				pop = o.PhantomShapes.PhantomShapes(c.mech)
+			}
+			c.cred, c.phantom = phantomCredential(o.PhantomKey, c.mech, cf.Username, pop), true
 		case err != nil:
 			return nil, lookupFailure(err, "unknown_user")
 		default:
@@ -262,20 +271,4 @@ func (c *Conversation) clientFinal(msg string) ([]byte, error) {
 	serverSig := hmacSum(h, c.cred.ServerKey, authMessage)
 	c.cred = Credential{} // Kafka drops the credential once the exchange completes
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), nil
-}
-
-// phantomCredential derives a stable, plausible credential for a user that
-// does not exist: the same name always gets the same salt, so repeated
-// probes cannot tell it from a real user.
-func phantomCredential(key []byte, m Mechanism, user string, iterations int) Credential {
-	h := m.newHash()
-	derive := func(label string) []byte {
-		return hmacSum(h, key, []byte(label+"\x00"+string(m)+"\x00"+user))
-	}
-	return Credential{
-		Salt:       derive("salt")[:24],
-		StoredKey:  derive("stored_key"),
-		ServerKey:  derive("server_key"),
-		Iterations: iterations,
-	}
 }

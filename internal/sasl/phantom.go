@@ -116,7 +116,9 @@ const MaxPhantomShapes = 32
 // mechanism (every login for it then fails alike, so nothing can be told
 // apart): the shape of the credentials the proxy derives itself, for
 // `password:` entries and secrets_dir users.
-func DefaultPhantomShape() Shape { return Shape{Iterations: MinIterations, Form: SaltBytes, SaltLen: 24} }
+func DefaultPhantomShape() Shape {
+	return Shape{Iterations: MinIterations, Form: SaltBytes, SaltLen: 24}
+}
 
 // choosePhantomShape picks name's shape by weighted rendezvous hashing:
 // each shape scores -ln(u)/count, u uniform in (0,1] from an HMAC of the

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -10,57 +9,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/xdg-go/scram"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-// tlsWire is a hand-driven Kafka connection to the proxy process over TLS.
-type tlsWire struct {
-	t    *testing.T
-	c    net.Conn
-	corr int32
-}
-
-func dialTLS(t *testing.T, e *proxyEnv) *tlsWire {
+// dialTLS opens a hand-driven Kafka connection to the proxy process over TLS.
+func dialTLS(t *testing.T, e *proxyEnv) *protocoltest.Wire {
 	t.Helper()
-	c, err := tls.Dial("tcp", e.Addr, e.clientTLS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &tlsWire{t: t, c: c}
-}
-
-func (w *tlsWire) send(req kmsg.Request) {
-	w.corr++
-	var f kmsg.RequestFormatter
-	if _, err := w.c.Write(f.AppendRequest(nil, req, w.corr)); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// recv reads one response body (header v0 responses only).
-func (w *tlsWire) recv(resp kmsg.Response, version int16) {
-	w.t.Helper()
-	var size [4]byte
-	if _, err := io.ReadFull(w.c, size[:]); err != nil {
-		w.t.Fatal(err)
-	}
-	b := make([]byte, binary.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(w.c, b); err != nil {
-		w.t.Fatal(err)
-	}
-	resp.SetVersion(version)
-	if err := resp.ReadFrom(b[4:]); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// closed waits for the proxy to close and returns what it wrote and when.
-func (w *tlsWire) closed() ([]byte, time.Duration) {
-	start := time.Now()
-	b, _ := io.ReadAll(w.c)
-	return b, time.Since(start)
+	return protocoltest.Dial(t, e.Addr, e.clientTLS(t))
 }
 
 func TestBadInputOverTLS(t *testing.T) {
@@ -71,8 +28,9 @@ func TestBadInputOverTLS(t *testing.T) {
 			w := dialTLS(t, e)
 			// Both get a server-first: unknown users are answered with a
 			// phantom challenge, so existence does not show (issue 6).
-			w.send(authenticateV1(w.startLogin(t, who[0], who[1])))
-			b, after := w.closed()
+			_, final := w.StartLogin(sasl.ScramSHA512, who[0], who[1], 1)
+			w.Send(protocoltest.Authenticate(1, []byte(final)))
+			b, after := w.ExpectClosed()
 			if after < 80*time.Millisecond {
 				t.Errorf("%s: closed after %v, before the 100ms delay", who[0], after)
 			}
@@ -87,8 +45,8 @@ func TestBadInputOverTLS(t *testing.T) {
 
 	t.Run("non-SASL request before auth: closed, nothing written", func(t *testing.T) {
 		w := dialTLS(t, e)
-		w.send(kmsg.NewPtrMetadataRequest())
-		if b, _ := w.closed(); len(b) != 0 {
+		w.Send(kmsg.NewPtrMetadataRequest())
+		if b, _ := w.ExpectClosed(); len(b) != 0 {
 			t.Fatalf("wrote %x", b)
 		}
 	})
@@ -97,8 +55,8 @@ func TestBadInputOverTLS(t *testing.T) {
 		w := dialTLS(t, e)
 		frame := make([]byte, 4+600<<10)
 		binary.BigEndian.PutUint32(frame, 600<<10)
-		_, _ = w.c.Write(frame)
-		if b, _ := w.closed(); len(b) != 0 {
+		_, _ = w.Conn().Write(frame)
+		if b, _ := w.ExpectClosed(); len(b) != 0 {
 			t.Fatalf("wrote %x", b)
 		}
 	})
@@ -132,42 +90,11 @@ func TestBadInputOverTLS(t *testing.T) {
 	})
 }
 
-// startLogin runs SaslHandshake v1 and the first SaslAuthenticate v1 round
-// (SCRAM-SHA-512) and returns the client-final message to send next.
-func (w *tlsWire) startLogin(t *testing.T, user, password string) string {
+// login runs SaslHandshake v1 and SaslAuthenticate v1 (SCRAM-SHA-512) and
+// returns the session lifetime the proxy announced.
+func login(t *testing.T, w *protocoltest.Wire, user, password string) int64 {
 	t.Helper()
-	hs := kmsg.NewPtrSASLHandshakeRequest()
-	hs.SetVersion(1)
-	hs.Mechanism = "SCRAM-SHA-512"
-	w.send(hs)
-	w.recv(kmsg.NewPtrSASLHandshakeResponse(), 1)
-	cl, _ := scram.SHA512.NewClientUnprepped(user, password, "")
-	conv := cl.NewConversation()
-	first, _ := conv.Step("")
-	w.send(authenticateV1(first))
-	r1 := kmsg.NewPtrSASLAuthenticateResponse()
-	w.recv(r1, 1)
-	final, err := conv.Step(string(r1.SASLAuthBytes))
-	if r1.ErrorCode != 0 || err != nil {
-		t.Fatalf("%s: round 1: %d %v", user, r1.ErrorCode, err)
-	}
-	return final
-}
-
-func authenticateV1(msg string) *kmsg.SASLAuthenticateRequest {
-	auth := kmsg.NewPtrSASLAuthenticateRequest()
-	auth.SetVersion(1)
-	auth.SASLAuthBytes = []byte(msg)
-	return auth
-}
-
-// login runs SaslHandshake v1 and SaslAuthenticate v1 and returns the
-// session lifetime the proxy announced.
-func (w *tlsWire) login(t *testing.T, user, password string) int64 {
-	t.Helper()
-	w.send(authenticateV1(w.startLogin(t, user, password)))
-	r := kmsg.NewPtrSASLAuthenticateResponse()
-	w.recv(r, 1)
+	r := w.Login(sasl.ScramSHA512, user, password, 1)
 	if r.ErrorCode != 0 {
 		t.Fatalf("login: %d", r.ErrorCode)
 	}

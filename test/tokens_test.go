@@ -146,13 +146,13 @@ func TestReauthentication(t *testing.T) {
 
 	// A client that never re-authenticates.
 	w := dialTLS(t, e)
-	lifetime := w.login(t, "alice", testUsers["alice"])
+	lifetime := login(t, w, "alice", testUsers["alice"])
 	if lifetime != 5000 {
 		t.Fatalf("session_lifetime_ms %d, want 5000", lifetime)
 	}
 	time.Sleep(5500 * time.Millisecond)
-	w.send(kmsg.NewPtrMetadataRequest())
-	if b, _ := w.closed(); len(b) != 0 {
+	w.Send(kmsg.NewPtrMetadataRequest())
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("expired session answered %x", b)
 	}
 }

@@ -17,10 +17,10 @@ func TestSessionLinesCarryConnectionFields(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	e := newEnv(t, func(o *Options) { o.Logger = zap.New(core) })
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
-	w.conn.Close()
+	w.Conn().Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for logs.FilterMessage("connection closed").Len() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -37,20 +37,20 @@ func fetchResponse(version int16, records int, leak bool) *kmsg.FetchResponse {
 func fetchThrough(t *testing.T, resp *kmsg.FetchResponse) (*wire, int32) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
 	e.cluster.ControlKey(1, func(kmsg.Request) (kmsg.Response, error, bool) { return resp, nil, true })
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(resp.Version)
 	req.MaxBytes = 50 << 20
-	return w, w.send(req)
+	return w, w.Send(req)
 }
 
 func TestLargeFetchStreamsByteForByte(t *testing.T) {
 	resp := fetchResponse(15, 3<<20, false)
 	w, corr := fetchThrough(t, resp)
-	got, err := w.readFrame()
+	got, err := w.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestLargeFetchStreamsByteForByte(t *testing.T) {
 // rewritten once its size is sent: the proxy closes before the host.
 func TestLargeFetchWithEarlyEndpointsClosesBeforeTheHost(t *testing.T) {
 	w, _ := fetchThrough(t, fetchResponse(15, 1<<20, true))
-	written, _ := w.expectClosed()
+	written, _ := w.ExpectClosed()
 	if bytes.Contains(written, []byte(leakHost)) {
 		t.Fatal("upstream host reached the client")
 	}
@@ -80,7 +80,7 @@ func TestSmallFetchWithEarlyEndpointsIsRewritten(t *testing.T) {
 	w, corr := fetchThrough(t, resp)
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(15)
-	got := w.recv(req, corr).(*kmsg.FetchResponse)
+	got := w.Recv(req, corr).(*kmsg.FetchResponse)
 	if len(got.Brokers) != 1 || got.Brokers[0].Host == leakHost {
 		t.Fatalf("endpoints not rewritten: %+v", got.Brokers)
 	}

@@ -3,18 +3,14 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/xdg-go/scram"
 	"go.uber.org/zap"
 
-	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
 )
@@ -109,144 +105,12 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	return e
 }
 
-// wire is a hand-driven Kafka client connection.
-type wire struct {
-	t    *testing.T
-	conn net.Conn
-	corr int32
-}
+// wire is a hand-driven Kafka client connection (shared with test/).
+type wire = protocoltest.Wire
 
 func (e *env) dial() *wire {
 	e.t.Helper()
-	c, err := net.DialTimeout("tcp", e.addr, time.Second)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &wire{t: e.t, conn: c}
-}
-
-func (w *wire) send(req kmsg.Request) int32 {
-	w.t.Helper()
-	w.corr++
-	var f kmsg.RequestFormatter
-	if _, err := w.conn.Write(f.AppendRequest(nil, req, w.corr)); err != nil {
-		w.t.Fatal(err)
-	}
-	return w.corr
-}
-
-func (w *wire) sendRaw(b []byte) {
-	w.t.Helper()
-	if _, err := w.conn.Write(b); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// readFrame returns the next frame's bytes (after the size), or an error.
-func (w *wire) readFrame() ([]byte, error) {
-	var size [4]byte
-	if _, err := io.ReadFull(w.conn, size[:]); err != nil {
-		return nil, err
-	}
-	b := make([]byte, binary.BigEndian.Uint32(size[:]))
-	_, err := io.ReadFull(w.conn, b)
-	return b, err
-}
-
-// recv reads the response to req sent with corr, decoding it at version.
-func (w *wire) recv(req kmsg.Request, corr int32) kmsg.Response {
-	w.t.Helper()
-	b, err := w.readFrame()
-	if err != nil {
-		w.t.Fatalf("read response to %s: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	if got := int32(binary.BigEndian.Uint32(b)); got != corr {
-		w.t.Fatalf("correlation %d, want %d", got, corr)
-	}
-	hl, err := protocol.ResponseHeaderLen(b, req.Key(), req.GetVersion())
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	if err := resp.ReadFrom(b[hl:]); err != nil {
-		w.t.Fatalf("decode %s: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	return resp
-}
-
-func (w *wire) roundTrip(req kmsg.Request) kmsg.Response {
-	w.t.Helper()
-	return w.recv(req, w.send(req))
-}
-
-// expectClosed asserts the proxy closes the connection and reports what it
-// wrote first and how long it took.
-func (w *wire) expectClosed() (written []byte, after time.Duration) {
-	w.t.Helper()
-	start := time.Now()
-	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(w.conn)
-	if err != nil && !isClosedConnErr(err) {
-		w.t.Fatalf("expected close, got %v", err)
-	}
-	return b, time.Since(start)
-}
-
-func handshake(v int16, mech string) *kmsg.SASLHandshakeRequest {
-	r := kmsg.NewPtrSASLHandshakeRequest()
-	r.SetVersion(v)
-	r.Mechanism = mech
-	return r
-}
-
-func authenticate(v int16, b []byte) *kmsg.SASLAuthenticateRequest {
-	r := kmsg.NewPtrSASLAuthenticateRequest()
-	r.SetVersion(v)
-	r.SASLAuthBytes = b
-	return r
-}
-
-// scramClient returns a SCRAM client conversation for user/password.
-func scramClient(t *testing.T, m sasl.Mechanism, user, password string) *scram.ClientConversation {
-	gen := scram.SHA512
-	if m == sasl.ScramSHA256 {
-		gen = scram.SHA256
-	}
-	c, err := gen.NewClientUnprepped(user, password, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.NewConversation()
-}
-
-// login runs handshake v1 plus SaslAuthenticate at authVersion and returns
-// the final response.
-func (w *wire) login(m sasl.Mechanism, user, password string, authVersion int16) *kmsg.SASLAuthenticateResponse {
-	w.t.Helper()
-	hs := w.roundTrip(handshake(1, string(m))).(*kmsg.SASLHandshakeResponse)
-	if hs.ErrorCode != 0 {
-		w.t.Fatalf("handshake error %d", hs.ErrorCode)
-	}
-	conv := scramClient(w.t, m, user, password)
-	first, _ := conv.Step("")
-	r1 := w.roundTrip(authenticate(authVersion, []byte(first))).(*kmsg.SASLAuthenticateResponse)
-	if r1.ErrorCode != 0 {
-		return r1
-	}
-	final, err := conv.Step(string(r1.SASLAuthBytes))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	r2 := w.roundTrip(authenticate(authVersion, []byte(final))).(*kmsg.SASLAuthenticateResponse)
-	if r2.ErrorCode == 0 {
-		if _, err := conv.Step(string(r2.SASLAuthBytes)); err != nil {
-			w.t.Fatalf("server signature: %v", err)
-		}
-	}
-	return r2
+	return protocoltest.Dial(e.t, e.addr, nil)
 }
 
 func mustContain(t *testing.T, haystack []byte, needle string) {

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -58,7 +59,7 @@ func reauthEnv(t *testing.T, maxReauth time.Duration) (*env, *testClock) {
 func loggedIn(t *testing.T, e *env) *wire {
 	t.Helper()
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatalf("login: %d %v", r.ErrorCode, r.ErrorMessage)
 	}
 	return w
@@ -88,21 +89,21 @@ func decodeAt(t *testing.T, b []byte, req kmsg.Request, corr int32) kmsg.Respons
 func TestReauthenticationRenewsTheSession(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := e.dial()
-	r := w.login(sasl.ScramSHA512, testUser, testPassword, 1)
+	r := w.Login(sasl.ScramSHA512, testUser, testPassword, 1)
 	if r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Hour.Milliseconds() {
 		t.Fatalf("login: %d, lifetime %d", r.ErrorCode, r.SessionLifetimeMillis)
 	}
-	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	w.RoundTrip(kmsg.NewPtrMetadataRequest())
 	for _, v := range []int16{0, 1, 2} {
 		clock.Add(2 * time.Second)
-		r := w.login(sasl.ScramSHA512, testUser, testPassword, v)
+		r := w.Login(sasl.ScramSHA512, testUser, testPassword, v)
 		if r.ErrorCode != 0 {
 			t.Fatalf("re-authentication v%d: %d %v", v, r.ErrorCode, r.ErrorMessage)
 		}
 		if want := time.Hour.Milliseconds(); v >= 1 && r.SessionLifetimeMillis != want {
 			t.Fatalf("re-authentication v%d: lifetime %d, want %d", v, r.SessionLifetimeMillis, want)
 		}
-		w.roundTrip(kmsg.NewPtrMetadataRequest())
+		w.RoundTrip(kmsg.NewPtrMetadataRequest())
 	}
 	// The same principal may switch mechanism on a new connection only;
 	// token and password logins of one owner may replace each other (not
@@ -113,19 +114,19 @@ func TestReauthenticationPastTheDeadlineIsAllowed(t *testing.T) {
 	e, clock := reauthEnv(t, time.Minute)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Minute)
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Minute.Milliseconds() {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Minute.Milliseconds() {
 		t.Fatalf("re-authentication after expiry: %d, lifetime %d", r.ErrorCode, r.SessionLifetimeMillis)
 	}
-	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	w.RoundTrip(kmsg.NewPtrMetadataRequest())
 }
 
 func TestExpiredSessionClosesOnItsNextRequest(t *testing.T) {
 	e, clock := reauthEnv(t, time.Minute)
 	w := loggedIn(t, e)
-	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	w.RoundTrip(kmsg.NewPtrMetadataRequest())
 	clock.Add(time.Minute + time.Millisecond)
-	w.send(kmsg.NewPtrMetadataRequest())
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	w.Send(kmsg.NewPtrMetadataRequest())
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
 }
@@ -134,17 +135,17 @@ func TestSecondReauthenticationWithinASecondGets34(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatalf("first re-authentication: %d", r.ErrorCode)
 	}
 	clock.Add(999 * time.Millisecond)
-	if r := w.roundTrip(handshake(1, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 34 || len(r.SupportedMechanisms) != 0 {
+	if r := w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 34 || len(r.SupportedMechanisms) != 0 {
 		t.Fatalf("handshake within a second: %+v", r)
 	}
 	// Still authenticated, not re-authenticating.
-	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	w.RoundTrip(kmsg.NewPtrMetadataRequest())
 	clock.Add(time.Millisecond)
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatalf("re-authentication a second later: %d", r.ErrorCode)
 	}
 }
@@ -153,17 +154,17 @@ func TestReauthenticationAsAnotherPrincipalFails(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	conv := scramClient(t, sasl.ScramSHA512, "bob", "bob-secret")
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, "bob", "bob-secret")
 	first, _ := conv.Step("")
-	r1 := w.roundTrip(authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	r1 := w.RoundTrip(protocoltest.Authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 	final, err := conv.Step(string(r1.SASLAuthBytes))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := authenticate(2, []byte(final))
-	corr := w.send(req)
-	b, after := w.expectClosed()
+	req := protocoltest.Authenticate(2, []byte(final))
+	corr := w.Send(req)
+	b, after := w.ExpectClosed()
 	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
 	const want = "Cannot change principals during re-authentication from User.alice: User.bob"
 	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || len(r.SASLAuthBytes) != 0 {
@@ -178,14 +179,14 @@ func TestReauthenticationWithAWrongPasswordFails(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	conv := scramClient(t, sasl.ScramSHA512, testUser, "wrong")
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, "wrong")
 	first, _ := conv.Step("")
-	r1 := w.roundTrip(authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	r1 := w.RoundTrip(protocoltest.Authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 	final, _ := conv.Step(string(r1.SASLAuthBytes))
-	req := authenticate(1, []byte(final))
-	corr := w.send(req)
-	b, after := w.expectClosed()
+	req := protocoltest.Authenticate(1, []byte(final))
+	corr := w.Send(req)
+	b, after := w.ExpectClosed()
 	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
 	const want = "Authentication failed during re-authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
 	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || r.SessionLifetimeMillis != 0 {
@@ -202,14 +203,14 @@ func TestReauthenticationWithAnotherMechanismFailsOnTheNextFrame(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
-	hs := w.roundTrip(handshake(1, "SCRAM-SHA-256")).(*kmsg.SASLHandshakeResponse)
+	hs := w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-256")).(*kmsg.SASLHandshakeResponse)
 	if hs.ErrorCode != 0 || len(hs.SupportedMechanisms) != 2 || hs.SupportedMechanisms[0] != "SCRAM-SHA-512" {
 		t.Fatalf("handshake: %+v", hs)
 	}
-	conv := scramClient(t, sasl.ScramSHA256, testUser, testPassword)
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA256, testUser, testPassword)
 	first, _ := conv.Step("")
-	w.send(authenticate(2, []byte(first)))
-	b, after := w.expectClosed()
+	w.Send(protocoltest.Authenticate(2, []byte(first)))
+	b, after := w.ExpectClosed()
 	if len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
@@ -222,12 +223,12 @@ func TestOtherRequestDuringReauthenticationGets34ThenCloses(t *testing.T) {
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(3)
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "kgo", "1.0"
-	corr := w.send(req)
-	b, after := w.expectClosed()
+	corr := w.Send(req)
+	b, after := w.ExpectClosed()
 	if r := decodeAt(t, b, req, corr).(*kmsg.ApiVersionsResponse); r.ErrorCode != 34 || len(r.ApiKeys) != 0 {
 		t.Fatalf("got %+v", r)
 	}
@@ -250,39 +251,39 @@ func TestReauthenticationUnderPipelinedProduce(t *testing.T) {
 		var corrs []int32
 		for i := 0; i < inFlight; i++ {
 			p := produceRequest(t, round*inFlight+i)
-			reqs, corrs = append(reqs, p), append(corrs, w.send(p))
+			reqs, corrs = append(reqs, p), append(corrs, w.Send(p))
 		}
 		// The handshake follows the produce requests without waiting: the
 		// reader takes it (and starts re-authenticating) while the writer
 		// is still delivering their responses.
-		hs := handshake(1, "SCRAM-SHA-512")
-		hsCorr := w.send(hs)
+		hs := protocoltest.Handshake(1, "SCRAM-SHA-512")
+		hsCorr := w.Send(hs)
 		for i, p := range reqs {
-			resp := w.recv(p, corrs[i]).(*kmsg.ProduceResponse)
+			resp := w.Recv(p, corrs[i]).(*kmsg.ProduceResponse)
 			if len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
 				t.Fatalf("round %d: produce %d failed: %+v", round, i, resp.Topics)
 			}
 		}
-		if r := w.recv(hs, hsCorr).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 0 {
+		if r := w.Recv(hs, hsCorr).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 0 {
 			t.Fatalf("round %d: re-authentication handshake: %d", round, r.ErrorCode)
 		}
-		conv := scramClient(t, sasl.ScramSHA512, testUser, testPassword)
+		conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, testPassword)
 		first, _ := conv.Step("")
-		r1 := w.roundTrip(authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+		r1 := w.RoundTrip(protocoltest.Authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 		final, err := conv.Step(string(r1.SASLAuthBytes))
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		// The last SCRAM round is pipelined with the next produce requests,
 		// so the state returns to authenticated while responses are owed.
-		fin := authenticate(2, []byte(final))
-		finCorr := w.send(fin)
+		fin := protocoltest.Authenticate(2, []byte(final))
+		finCorr := w.Send(fin)
 		p := produceRequest(t, -round-1)
-		pCorr := w.send(p)
-		if r := w.recv(fin, finCorr).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Hour.Milliseconds() {
+		pCorr := w.Send(p)
+		if r := w.Recv(fin, finCorr).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 0 || r.SessionLifetimeMillis != time.Hour.Milliseconds() {
 			t.Fatalf("round %d: re-authentication: %d %v", round, r.ErrorCode, r.ErrorMessage)
 		}
-		if resp := w.recv(p, pCorr).(*kmsg.ProduceResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		if resp := w.Recv(p, pCorr).(*kmsg.ProduceResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("round %d: produce after re-authentication failed", round)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -41,38 +42,38 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	// v1 success and failure, recording every SCRAM message exchanged.
 	for _, pw := range []string{testPassword, "wrong-password-xyz"} {
 		w := e.dial()
-		w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-		conv := scramClient(t, sasl.ScramSHA512, testUser, pw)
+		w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+		conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, pw)
 		first, _ := conv.Step("")
 		addSecret(first)
-		r1 := w.roundTrip(authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+		r1 := w.RoundTrip(protocoltest.Authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 		addSecret(string(r1.SASLAuthBytes))
 		final, _ := conv.Step(string(r1.SASLAuthBytes))
 		addSecret(final)
 		addSecret(final[strings.LastIndex(final, ",p=")+3:])
 		if pw == testPassword {
-			r2 := w.roundTrip(authenticate(2, []byte(final))).(*kmsg.SASLAuthenticateResponse)
+			r2 := w.RoundTrip(protocoltest.Authenticate(2, []byte(final))).(*kmsg.SASLAuthenticateResponse)
 			addSecret(string(r2.SASLAuthBytes))
-			w.roundTrip(kmsg.NewPtrMetadataRequest())
+			w.RoundTrip(kmsg.NewPtrMetadataRequest())
 		} else {
-			w.send(authenticate(2, []byte(final)))
-			w.expectClosed()
+			w.Send(protocoltest.Authenticate(2, []byte(final)))
+			w.ExpectClosed()
 		}
-		w.conn.Close()
+		w.Conn().Close()
 	}
 	// v0 raw path.
 	w := e.dial()
-	w.roundTrip(handshake(0, "SCRAM-SHA-512"))
-	conv := scramClient(t, sasl.ScramSHA512, testUser, testPassword)
+	w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512"))
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, testPassword)
 	first, _ := conv.Step("")
 	rawToken(w, []byte(first))
-	sf, _ := w.readFrame()
+	sf, _ := w.ReadFrame()
 	final, _ := conv.Step(string(sf))
 	addSecret(final)
 	rawToken(w, []byte(final))
-	sfin, _ := w.readFrame()
+	sfin, _ := w.ReadFrame()
 	addSecret(string(sfin))
-	w.conn.Close()
+	w.Conn().Close()
 
 	e.srv.Shutdown(t.Context())
 	if logs.Len() < 5 {

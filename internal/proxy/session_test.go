@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -20,7 +21,7 @@ func TestApiVersionsBeforeAuth(t *testing.T) {
 	w := e.dial()
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(0)
-	resp := w.roundTrip(req).(*kmsg.ApiVersionsResponse)
+	resp := w.RoundTrip(req).(*kmsg.ApiVersionsResponse)
 	keys := map[int16][2]int16{}
 	for _, k := range resp.ApiKeys {
 		keys[k.ApiKey] = [2]int16{k.MinVersion, k.MaxVersion}
@@ -38,8 +39,8 @@ func TestApiVersionsBeforeAuth(t *testing.T) {
 		t.Fatalf("DescribeQuorum advertised at v%d (v2 lists controller endpoints)", r[1])
 	}
 	// A second ApiVersions before the handshake closes the connection.
-	w.send(req)
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	w.Send(req)
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %d bytes before closing", len(b))
 	}
 }
@@ -49,8 +50,8 @@ func TestApiVersionsUnsupportedVersionThenRetry(t *testing.T) {
 	w := e.dial()
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(42)
-	corr := w.send(req)
-	b, err := w.readFrame()
+	corr := w.Send(req)
+	b, err := w.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestApiVersionsUnsupportedVersionThenRetry(t *testing.T) {
 	// The connection stays in its state: a supported retry succeeds.
 	req.SetVersion(3)
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "kgo", "1.0"
-	if resp := w.roundTrip(req).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 || len(resp.ApiKeys) < 10 {
+	if resp := w.RoundTrip(req).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 || len(resp.ApiKeys) < 10 {
 		t.Fatalf("retry: %+v", resp)
 	}
 }
@@ -73,12 +74,12 @@ func TestApiVersionsBadSoftwareName(t *testing.T) {
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(3)
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "-bad", "1.0"
-	resp := w.roundTrip(req).(*kmsg.ApiVersionsResponse)
+	resp := w.RoundTrip(req).(*kmsg.ApiVersionsResponse)
 	if resp.ErrorCode != 42 || len(resp.ApiKeys) != 0 {
 		t.Fatalf("got error %d with %d keys", resp.ErrorCode, len(resp.ApiKeys))
 	}
 	req.ClientSoftwareName = "good.name-1"
-	if resp := w.roundTrip(req).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+	if resp := w.RoundTrip(req).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
 		t.Fatalf("retry error %d", resp.ErrorCode)
 	}
 }
@@ -95,8 +96,8 @@ func TestValidSoftwareField(t *testing.T) {
 func TestRequestBeforeAuthClosesWithoutResponse(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	w.send(kmsg.NewPtrMetadataRequest())
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	w.Send(kmsg.NewPtrMetadataRequest())
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
 }
@@ -104,9 +105,9 @@ func TestRequestBeforeAuthClosesWithoutResponse(t *testing.T) {
 func TestUnknownMechanismGets33ThenClose(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	corr := w.send(handshake(1, "PLAIN"))
+	corr := w.Send(protocoltest.Handshake(1, "PLAIN"))
 	start := time.Now()
-	b, _ := w.expectClosed()
+	b, _ := w.ExpectClosed()
 	if time.Since(start) < 40*time.Millisecond {
 		t.Fatal("answered before the failed-auth delay")
 	}
@@ -128,14 +129,14 @@ func TestLoginAndRelay(t *testing.T) {
 			t.Run(string(m)+"/v"+strconv.Itoa(int(v)), func(t *testing.T) {
 				e := newEnv(t, nil)
 				w := e.dial()
-				r := w.login(m, testUser, testPassword, v)
+				r := w.Login(m, testUser, testPassword, v)
 				if r.ErrorCode != 0 {
 					t.Fatalf("login error %d %v", r.ErrorCode, r.ErrorMessage)
 				}
 				if v >= 1 && r.SessionLifetimeMillis != 0 {
 					t.Fatalf("lifetime %d with no max_reauth", r.SessionLifetimeMillis)
 				}
-				meta := w.roundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
+				meta := w.RoundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
 				if len(meta.Brokers) != 1 || meta.Brokers[0].Host != "proxy.test" || meta.Brokers[0].Port != 9096 {
 					t.Fatalf("brokers %+v", meta.Brokers)
 				}
@@ -153,10 +154,10 @@ func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {
 	var firsts []string
 	for _, who := range [][2]string{{testUser, "wrong"}, {"mallory", "whatever"}} {
 		w := e.dial()
-		w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-		conv := scramClient(t, sasl.ScramSHA512, who[0], who[1])
+		w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+		conv := protocoltest.ScramClient(t, sasl.ScramSHA512, who[0], who[1])
 		first, _ := conv.Step("")
-		r1 := w.roundTrip(authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+		r1 := w.RoundTrip(protocoltest.Authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 		if r1.ErrorCode != 0 {
 			t.Fatalf("%s: round 1 failed with %d: the user's existence shows", who[0], r1.ErrorCode)
 		}
@@ -165,8 +166,8 @@ func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: the client rejected server-first: %v", who[0], err)
 		}
-		corr := w.send(authenticate(1, []byte(final)))
-		b, after := w.expectClosed()
+		corr := w.Send(protocoltest.Authenticate(1, []byte(final)))
+		b, after := w.ExpectClosed()
 		checkGeneric58(t, b, corr, after)
 		seen = append(seen, b[4:])
 	}
@@ -207,15 +208,15 @@ func checkGeneric58(t *testing.T, b []byte, corr int32, after time.Duration) {
 func TestWrongProofLengthClosesSilently(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	conv := scramClient(t, sasl.ScramSHA512, testUser, testPassword)
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, testPassword)
 	first, _ := conv.Step("")
-	r1 := w.roundTrip(authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	r1 := w.RoundTrip(protocoltest.Authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 	final, _ := conv.Step(string(r1.SASLAuthBytes))
 	i := bytes.LastIndex([]byte(final), []byte(",p="))
 	short := final[:i] + ",p=AAAA" // 3 bytes: not the 64-byte SHA-512 length
-	w.send(authenticate(1, []byte(short)))
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	w.Send(protocoltest.Authenticate(1, []byte(short)))
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
 }
@@ -225,8 +226,8 @@ func TestOversizedPreAuthFrameCloses(t *testing.T) {
 	w := e.dial()
 	frame := make([]byte, 4+600<<10)
 	binary.BigEndian.PutUint32(frame, 600<<10)
-	_, _ = w.conn.Write(frame[:4])
-	b, after := w.expectClosed()
+	_, _ = w.Conn().Write(frame[:4])
+	b, after := w.ExpectClosed()
 	if len(b) != 0 || after < 40*time.Millisecond {
 		t.Fatalf("wrote %d bytes after %v", len(b), after)
 	}
@@ -235,9 +236,9 @@ func TestOversizedPreAuthFrameCloses(t *testing.T) {
 func TestWrongRequestDuringAuthenticateGets34(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	corr := w.send(kmsg.NewPtrMetadataRequest())
-	b, _ := w.expectClosed()
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	corr := w.Send(kmsg.NewPtrMetadataRequest())
+	b, _ := w.ExpectClosed()
 	if len(b) < 8 || int32(binary.BigEndian.Uint32(b[4:])) != corr {
 		t.Fatalf("no response: %x", b)
 	}
@@ -248,9 +249,9 @@ func TestWrongRequestDuringAuthenticateGets34(t *testing.T) {
 	// Metadata has no top-level error code: the empty response is sent.
 	av := kmsg.NewPtrApiVersionsRequest()
 	w2 := e.dial()
-	w2.roundTrip(handshake(1, "SCRAM-SHA-512"))
-	corr = w2.send(av)
-	b, _ = w2.expectClosed()
+	w2.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	corr = w2.Send(av)
+	b, _ = w2.ExpectClosed()
 	r := kmsg.NewPtrApiVersionsResponse()
 	if err := r.ReadFrom(b[8:]); err != nil || r.ErrorCode != 34 {
 		t.Fatalf("ApiVersions during authenticate: %v %d", err, r.ErrorCode)
@@ -259,20 +260,20 @@ func TestWrongRequestDuringAuthenticateGets34(t *testing.T) {
 
 // rawToken writes a v0-path SASL token: a size prefix and the bytes.
 func rawToken(w *wire, b []byte) {
-	w.sendRaw(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
-	w.sendRaw(b)
+	w.SendRaw(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+	w.SendRaw(b)
 }
 
 func TestRawV0Path(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	if hs := w.roundTrip(handshake(0, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); hs.ErrorCode != 0 {
+	if hs := w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); hs.ErrorCode != 0 {
 		t.Fatalf("handshake %d", hs.ErrorCode)
 	}
-	conv := scramClient(t, sasl.ScramSHA512, testUser, testPassword)
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, testPassword)
 	first, _ := conv.Step("")
 	rawToken(w, []byte(first))
-	sf, err := w.readFrame()
+	sf, err := w.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,28 +282,28 @@ func TestRawV0Path(t *testing.T) {
 		t.Fatal(err)
 	}
 	rawToken(w, []byte(final))
-	sfin, err := w.readFrame()
+	sfin, err := w.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conv.Step(string(sfin)); err != nil {
 		t.Fatalf("server-final: %v", err)
 	}
-	meta := w.roundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
+	meta := w.RoundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
 	if len(meta.Brokers) != 1 || meta.Brokers[0].Host != "proxy.test" {
 		t.Fatalf("%+v", meta.Brokers)
 	}
 
 	// A bad password on the v0 path closes with nothing written.
 	w = e.dial()
-	w.roundTrip(handshake(0, "SCRAM-SHA-512"))
-	conv = scramClient(t, sasl.ScramSHA512, testUser, "wrong")
+	w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512"))
+	conv = protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, "wrong")
 	first, _ = conv.Step("")
 	rawToken(w, []byte(first))
-	sf, _ = w.readFrame()
+	sf, _ = w.ReadFrame()
 	final, _ = conv.Step(string(sf))
 	rawToken(w, []byte(final))
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
 }
@@ -310,33 +311,33 @@ func TestRawV0Path(t *testing.T) {
 func TestAfterAuthHandshakeAndAuthenticateGet34AndStayOpen(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
 	// Pipeline: Metadata (upstream), SaslHandshake (local), Metadata again.
 	// Responses must come back in request order.
 	m1 := kmsg.NewPtrMetadataRequest()
-	c1 := w.send(m1)
-	hs := handshake(1, "SCRAM-SHA-512")
-	c2 := w.send(hs)
+	c1 := w.Send(m1)
+	hs := protocoltest.Handshake(1, "SCRAM-SHA-512")
+	c2 := w.Send(hs)
 	m3 := kmsg.NewPtrMetadataRequest()
-	c3 := w.send(m3)
-	w.recv(m1, c1)
-	if r := w.recv(hs, c2).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 34 || len(r.SupportedMechanisms) != 0 {
+	c3 := w.Send(m3)
+	w.Recv(m1, c1)
+	if r := w.Recv(hs, c2).(*kmsg.SASLHandshakeResponse); r.ErrorCode != 34 || len(r.SupportedMechanisms) != 0 {
 		t.Fatalf("%+v", r)
 	}
-	w.recv(m3, c3)
-	a := authenticate(2, []byte("x"))
-	if r := w.roundTrip(a).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 34 {
+	w.Recv(m3, c3)
+	a := protocoltest.Authenticate(2, []byte("x"))
+	if r := w.RoundTrip(a).(*kmsg.SASLAuthenticateResponse); r.ErrorCode != 34 {
 		t.Fatalf("%d", r.ErrorCode)
 	}
-	w.roundTrip(kmsg.NewPtrMetadataRequest())
+	w.RoundTrip(kmsg.NewPtrMetadataRequest())
 }
 
 func TestProduceAcksZeroDoesNotStall(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
 	for i := 0; i < 5; i++ {
@@ -349,10 +350,10 @@ func TestProduceAcksZeroDoesNotStall(t *testing.T) {
 		part := kmsg.NewProduceRequestTopicPartition()
 		topic.Partitions = append(topic.Partitions, part)
 		p.Topics = append(p.Topics, topic)
-		w.send(p)
+		w.Send(p)
 	}
 	// The next response must be Metadata's, not a stale produce slot.
-	meta := w.roundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
+	meta := w.RoundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
 	if len(meta.Brokers) != 1 {
 		t.Fatal("metadata lost behind acks=0 produce")
 	}
@@ -361,12 +362,12 @@ func TestProduceAcksZeroDoesNotStall(t *testing.T) {
 func TestUnadvertisedVersionClosesAfterAuth(t *testing.T) {
 	e := newEnv(t, nil)
 	w := e.dial()
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
 	v := kmsg.NewPtrVoteRequest() // controller-only: never advertised
-	w.send(v)
-	if b, _ := w.expectClosed(); len(b) != 0 {
+	w.Send(v)
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}
 }
@@ -374,10 +375,10 @@ func TestUnadvertisedVersionClosesAfterAuth(t *testing.T) {
 func TestAuthTimeout(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.AuthTimeout = 200 * time.Millisecond })
 	w := e.dial()
-	w.roundTrip(handshake(1, "SCRAM-SHA-512"))
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
 	// expectClosed fails the test if the connection is still open after
 	// its 5 s read deadline, far beyond the 200 ms auth timeout.
-	w.expectClosed()
+	w.ExpectClosed()
 }
 
 func TestSessionLifetime(t *testing.T) {

@@ -46,8 +46,8 @@ func TestNoUpstreamEndpointAtAnyAdvertisedVersion(t *testing.T) {
 	w := e.dial()
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.SetVersion(0)
-	table := w.roundTrip(av).(*kmsg.ApiVersionsResponse)
-	if r := w.login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
+	table := w.RoundTrip(av).(*kmsg.ApiVersionsResponse)
+	if r := w.Login(sasl.ScramSHA512, testUser, testPassword, 2); r.ErrorCode != 0 {
 		t.Fatal(r.ErrorCode)
 	}
 	ranges := map[int16][2]int16{}
@@ -59,7 +59,7 @@ func TestNoUpstreamEndpointAtAnyAdvertisedVersion(t *testing.T) {
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr("t")
 	meta.Topics = append(meta.Topics, mt)
-	if m := w.roundTrip(meta).(*kmsg.MetadataResponse); len(m.Topics) == 1 {
+	if m := w.RoundTrip(meta).(*kmsg.MetadataResponse); len(m.Topics) == 1 {
 		topicID = m.Topics[0].TopicID
 	}
 	build := map[int16]func() kmsg.Request{
@@ -103,8 +103,8 @@ func TestNoUpstreamEndpointAtAnyAdvertisedVersion(t *testing.T) {
 		for v := rg[0]; v <= rg[1]; v++ {
 			req := mk()
 			req.SetVersion(v)
-			corr := w.send(req)
-			b, err := w.readFrame()
+			corr := w.Send(req)
+			b, err := w.ReadFrame()
 			if err != nil {
 				t.Fatalf("%s v%d: %v", kmsg.NameForKey(key), v, err)
 			}

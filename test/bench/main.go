@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	xscram "github.com/xdg-go/scram"
 
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 )
@@ -611,19 +611,18 @@ func login(t target, cl *xscram.Client) (net.Conn, error) {
 		return nil, err
 	}
 	var corr int32
+	frames := protocol.NewFrameReader(c, 1<<20, nil)
 	rt := func(req kmsg.Request) ([]byte, error) {
 		corr++
 		var f kmsg.RequestFormatter
 		if _, err := c.Write(f.AppendRequest(nil, req, corr)); err != nil {
 			return nil, err
 		}
-		var size [4]byte
-		if _, err := io.ReadFull(c, size[:]); err != nil {
-			return nil, err
+		b, err := frames.Read()
+		if err == nil && len(b) < 4 {
+			err = protocol.ErrTruncated
 		}
-		b := make([]byte, binary.BigEndian.Uint32(size[:]))
-		_, err := io.ReadFull(c, b)
-		return b, err
+		return b, err // valid until the next round trip
 	}
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.SetVersion(1)

@@ -24,7 +24,7 @@ test: test-deps lint
 	@cat bin/client-matrix.txt
 
 test-deps:
-	bash scripts/install-test-deps.sh
+	GO=$(GO) bash scripts/install-test-deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the real-client integration tests (test/clients) need, when
 # it is missing: kcat, kafka-python and confluent-kafka from Debian (apt), and
-# kafkajs from npm, pinned by test/clients/kafkajs/package-lock.json (npm ci).
+# kafkajs from npm, pinned by test/clients/kafkajs/package-lock.json (npm ci);
+# Java 17 and Maven (apt), then the Apache Kafka jars pinned in
+# test/kafkabed/pom.xml, resolved by Maven into ~/.cache/scram-proxy.
 # Idempotent: prints one line per dependency, "present:" or "installing:".
 # Needs a Debian-like system; root, or sudo, only when apt has work to do.
 set -euo pipefail
@@ -47,6 +49,12 @@ if py_has confluent_kafka; then
 else
   missing+=(python3-confluent-kafka)
 fi
+if ! command -v javac >/dev/null || ! java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then
+  missing+=(openjdk-17-jdk-headless)
+fi
+if ! command -v mvn >/dev/null; then
+  missing+=(maven)
+fi
 if ! command -v node >/dev/null; then
   missing+=(nodejs)
 fi
@@ -78,3 +86,7 @@ else
   echo "installing: kafkajs (npm ci in $js)"
   (cd "$js" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 fi
+
+# Apache Kafka (broker, tools, Java client) for the real-Kafka test bed.
+echo "present: $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g')"
+"${GO:-go}" run ./test/kafkabed/cmd/kafka-testbed -fetch-only | sed 's/^/present: /'

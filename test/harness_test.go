@@ -22,6 +22,7 @@ import (
 
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
 // binary is the scram-proxy built once for the whole package by TestMain.
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopRealKafka()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -132,6 +134,9 @@ type envOptions struct {
 	partitions  int32
 	mechanisms  []string
 	extraYAML   string
+	// kafka, when set, is the upstream instead of kfake: the proxy reaches
+	// its SASL_PLAINTEXT listeners as the super user "proxy" (kafkaUpstream).
+	kafka *kafkabed.Cluster
 }
 
 func freePort(t *testing.T) int {
@@ -192,24 +197,32 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	if len(o.mechanisms) == 0 {
 		o.mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
 	}
-	watch := &upstreamWatch{}
-	opts := []kfake.Opt{kfake.NumBrokers(1),
-		kfake.ListenFn(func(n, _ string) (net.Listener, error) {
-			ln, err := net.Listen(n, "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			return watchListener{ln, watch}, nil
-		})}
-	if len(o.topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(o.partitions, o.topics...))
+	watch := &upstreamWatch{} // detached unless kfake is the upstream
+	var cluster *kfake.Cluster
+	var upstream string
+	if o.kafka != nil {
+		upstream = strings.Join(o.kafka.Bootstrap(kafkabed.SASLPlaintext), ", ")
+		createKafkaTopics(t, o.kafka, o.partitions, o.topics)
+	} else {
+		opts := []kfake.Opt{kfake.NumBrokers(1),
+			kfake.ListenFn(func(n, _ string) (net.Listener, error) {
+				ln, err := net.Listen(n, "127.0.0.1:0")
+				if err != nil {
+					return nil, err
+				}
+				return watchListener{ln, watch}, nil
+			})}
+		if len(o.topics) > 0 {
+			opts = append(opts, kfake.SeedTopics(o.partitions, o.topics...))
+		}
+		opts = append(opts, o.kfakeOpts...)
+		c, err := kfake.NewCluster(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		cluster, upstream = c, c.ListenAddrs()[0]
 	}
-	opts = append(opts, o.kfakeOpts...)
-	cluster, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
 
 	dir := t.TempDir()
 	ca, err := tlsutil.NewDevCA([]string{"localhost", "127.0.0.1"}, time.Hour)
@@ -234,6 +247,9 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 		}
 		after = lines[i:]
 		upExtra, rest = strings.Join(block, "\n"), v+strings.Join(after, "\n")
+	}
+	if o.kafka != nil {
+		upExtra = kafkaUpstreamSASL + upExtra
 	}
 	tlsEnabled := "true"
 	if v, r, ok := strings.Cut(rest, "listener_plaintext: true\n"); ok {
@@ -265,7 +281,7 @@ log:
   format: json
 metrics:
   address: 127.0.0.1:%d
-%s`, port, port, tlsEnabled, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, cluster.ListenAddrs()[0], upExtra, metricsPort, rest)
+%s`, port, port, tlsEnabled, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, upstream, upExtra, metricsPort, rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -275,7 +291,7 @@ metrics:
 	}
 	e := &proxyEnv{
 		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,
-		Upstream: cluster.ListenAddrs()[0], Cluster: cluster, Watch: watch,
+		Upstream: strings.Split(upstream, ", ")[0], Cluster: cluster, Watch: watch,
 		logs: &syncBuffer{}, configDir: dir, cfgFile: cfgFile, port: port,
 		MetricsAddr: "127.0.0.1:" + strconv.Itoa(metricsPort),
 	}

@@ -1,0 +1,152 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/scram-proxy/scram-proxy/test/kafkabed"
+)
+
+// The proxy's own identity at the real brokers: a super user, on their
+// SASL_PLAINTEXT listeners.
+const (
+	kafkaProxyUser     = "proxy"
+	kafkaProxyPassword = "proxy-secret"
+	kafkaUpstreamSASL  = "  sasl: {mechanism: SCRAM-SHA-512, username: " + kafkaProxyUser + ", password: " + kafkaProxyPassword + "}\n"
+)
+
+// kafkaBeds are the real-Kafka clusters of this test binary, one per node
+// count, started on first use and shared by every test; TestMain stops them.
+var kafkaBeds = struct {
+	mu sync.Mutex
+	m  map[int]*kafkaBed
+}{m: map[int]*kafkaBed{}}
+
+type kafkaBed struct {
+	c   *kafkabed.Cluster
+	err error
+}
+
+// realKafka returns the shared real Kafka cluster of nodes nodes (1 or 3),
+// starting it on first use: the users of testUsers plus "proxy", with
+// admin and proxy super users. A cluster that cannot start fails the test
+// (`make test` installs Java and Maven's artifacts); only -short skips.
+// When the test fails, the brokers' log tails are logged.
+func realKafka(t *testing.T, nodes int) *kafkabed.Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real Kafka is not started under -short")
+	}
+	kafkaBeds.mu.Lock()
+	b := kafkaBeds.m[nodes]
+	if b == nil {
+		users := maps.Clone(testUsers)
+		users[kafkaProxyUser] = kafkaProxyPassword
+		b = &kafkaBed{}
+		b.c, b.err = kafkabed.Start(context.Background(), kafkabed.Config{Nodes: nodes, Users: users,
+			SuperUsers: []string{"admin", kafkaProxyUser}, Log: os.Stderr})
+		kafkaBeds.m[nodes] = b
+	}
+	kafkaBeds.mu.Unlock()
+	if b.err != nil {
+		t.Fatalf("real Kafka test bed (%d node(s)) did not start: %v", nodes, b.err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("real Kafka logs:\n%s", b.c.LogTail(60))
+		}
+	})
+	return b.c
+}
+
+// stopRealKafka stops every cluster realKafka started.
+func stopRealKafka() {
+	kafkaBeds.mu.Lock()
+	defer kafkaBeds.mu.Unlock()
+	for n, b := range kafkaBeds.m {
+		if b.c != nil {
+			b.c.Stop()
+		}
+		delete(kafkaBeds.m, n)
+	}
+}
+
+// kafkaAdmin is a kadm client on the cluster's PLAINTEXT listeners
+// (User:ANONYMOUS, a super user), bypassing the proxy.
+func kafkaAdmin(t *testing.T, c *kafkabed.Cluster) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Bootstrap(kafkabed.Plaintext)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// createKafkaTopics creates topics on the real cluster (directly), each
+// with partitions partitions; topics that exist already are fine.
+func createKafkaTopics(t *testing.T, c *kafkabed.Cluster, partitions int32, topics []string) {
+	t.Helper()
+	if len(topics) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := kafkaAdmin(t, c).CreateTopics(ctx, partitions, -1, nil, topics...)
+	if err != nil {
+		t.Fatalf("create topics on Kafka: %v", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			t.Fatalf("create topic %s on Kafka: %v", r.Topic, r.Err)
+		}
+	}
+}
+
+// uniqueTopic names a topic for this run: the shared cluster outlives tests.
+func uniqueTopic(t *testing.T, prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e9)
+}
+
+// TestRealKafkaProduceConsume: franz-go produces and consumes through the
+// proxy in front of real Kafka, and no upstream address reaches it.
+func TestRealKafkaProduceConsume(t *testing.T) {
+	k := realKafka(t, 1)
+	topic := uniqueTopic(t, "rk")
+	e := startProxy(t, envOptions{kafka: k, topics: []string{topic}})
+	rec := &recorder{}
+	produceConsume(t, e, scramAuth("alice"), topic, 20, rec)
+	rec.checkAgainst(t, append(k.Bootstrap(kafkabed.SASLPlaintext), k.Bootstrap(kafkabed.SASLSSL)...), []string{e.Addr})
+}
+
+// TestKafkaTestbedProxyConfig: the proxy configuration the kafka-testbed
+// command writes for people (README) serves alice in front of the cluster.
+func TestKafkaTestbedProxyConfig(t *testing.T) {
+	k := realKafka(t, 1)
+	port := freePort(t)
+	cfgFile, err := k.WriteProxyConfig(t.TempDir(), "127.0.0.1:"+strconv.Itoa(port), kafkaProxyUser, kafkaProxyPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: k.CAFile, CAPEM: k.CAPEM,
+		Upstream: k.Bootstrap(kafkabed.SASLPlaintext)[0], Watch: &upstreamWatch{}, logs: &syncBuffer{},
+		cfgFile: cfgFile, port: port}
+	e.start(t)
+	t.Cleanup(func() { e.stop(t) })
+	topic := uniqueTopic(t, "bedcfg")
+	createKafkaTopics(t, k, 3, []string{topic})
+	rec := &recorder{}
+	produceConsume(t, e, scramAuth("alice"), topic, 10, rec)
+	rec.check(t, e)
+}

@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
 )
 
 // Range is an inclusive version range for one API key.
@@ -12,10 +14,13 @@ type Range struct {
 }
 
 // ClampKeys turns the upstream's advertised APIs into what the proxy
-// advertises: each key capped at min(upstream max, kmsg max, registry cap),
-// keys the registry drops or kmsg does not know removed, and the proxy's own
-// APIs (own) replacing whatever the upstream said for those keys. The result
-// is sorted by key and shares nothing with its inputs.
+// advertises: only APIs that clients and admin tools send
+// (protocol.AudienceOf, an explicit allow-list: never the brokers' and
+// controllers' own APIs, whatever the upstream advertises), each capped at
+// min(upstream max, kmsg max, allow-list cap, registry cap); keys the
+// registry drops or kmsg does not know removed; and the proxy's own APIs
+// (own) replacing whatever the upstream said for those keys. The result is
+// sorted by key and shares nothing with its inputs.
 func (r Registry) ClampKeys(upstream []kmsg.ApiVersionsResponseApiKey, own []Range) []kmsg.ApiVersionsResponseApiKey {
 	owned := make(map[int16]Range, len(own))
 	for _, o := range own {
@@ -30,7 +35,14 @@ func (r Registry) ClampKeys(upstream []kmsg.ApiVersionsResponseApiKey, own []Ran
 		if req == nil {
 			continue // a key we cannot frame cannot be relayed safely
 		}
+		clientMax, forClients := protocol.ClientMaxVersion(k.ApiKey)
+		if !forClients {
+			continue
+		}
 		hi := min(k.MaxVersion, req.MaxVersion())
+		if clientMax >= 0 {
+			hi = min(hi, clientMax)
+		}
 		if h, ok := r[k.ApiKey]; ok && (h.Rewrite == nil && h.Exempt == "" || h.Scan != nil) {
 			hi = min(hi, h.MaxVersion)
 		}

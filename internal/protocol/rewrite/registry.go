@@ -68,7 +68,9 @@ func Default() Registry {
 		55: {MaxVersion: 1}, // DescribeQuorum v2 lists controller listeners
 		78: {Rewrite: shareFetch},
 		79: {Rewrite: shareAcknowledge},
-		// KRaft controller-to-controller APIs: never meaningful to a client.
+		// KRaft controller-to-controller APIs: never meaningful to a client
+		// (and never offered anyway: protocol.AudienceOf has them as
+		// Brokers); listed because their responses carry endpoints.
 		52: drop, 53: drop, 54: drop, 59: drop, 82: drop,
 		29: {Exempt: "ACL host is a client host pattern, not a broker"},
 		31: {Exempt: "ACL host is a client host pattern, not a broker"},

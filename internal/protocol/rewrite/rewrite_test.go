@@ -277,3 +277,36 @@ func TestProduceAndShareRewrites(t *testing.T) {
 		t.Fatalf("share ack: %q %v", out, err)
 	}
 }
+
+// TestClampKeysOffersOnlyClientAPIs: an upstream that advertises every API
+// kmsg knows (a real broker advertises several brokers-only ones) must
+// still see the proxy offer only the client APIs, AddPartitionsToTxn no
+// higher than its last client version.
+func TestClampKeysOffersOnlyClientAPIs(t *testing.T) {
+	var all []kmsg.ApiVersionsResponseApiKey
+	for k := int16(0); k < 1000; k++ {
+		if req := kmsg.RequestForKey(k); req != nil {
+			e := kmsg.NewApiVersionsResponseApiKey()
+			e.ApiKey, e.MaxVersion = k, req.MaxVersion()
+			all = append(all, e)
+		}
+	}
+	offered := map[int16]int16{}
+	for _, k := range Default().ClampKeys(all, nil) {
+		offered[k.ApiKey] = k.MaxVersion
+	}
+	brokersOnly := []int16{4, 5, 6, 7, 27, 52, 53, 54, 56, 58, 59, 62, 63, 67, 70, 73, 82, 83, 84, 85, 86, 87}
+	for _, k := range brokersOnly {
+		if _, ok := offered[k]; ok {
+			t.Errorf("%s (key %d) offered to clients", kmsg.NameForKey(k), k)
+		}
+	}
+	if v, ok := offered[24]; !ok || v != 3 {
+		t.Errorf("AddPartitionsToTxn offered up to v%d (%v), want v3", v, ok)
+	}
+	for _, k := range []int16{0, 1, 3, 8, 11, 19, 22, 32, 44, 60, 68, 75} {
+		if _, ok := offered[k]; !ok {
+			t.Errorf("client API %s (key %d) not offered", kmsg.NameForKey(k), k)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
 // TestBrokerOnlyAPIsAreNotOffered: kfake, like a real broker, advertises
@@ -14,14 +16,14 @@ import (
 func TestBrokerOnlyAPIsAreNotOffered(t *testing.T) {
 	e := startProxy(t, envOptions{topics: []string{"txn"}})
 	w := dialTLS(t, e)
-	w.login(t, "alice", testUsers["alice"])
+	if r := w.Login(sasl.ScramSHA512, "alice", testUsers["alice"], 1); r.ErrorCode != 0 {
+		t.Fatalf("login: %d", r.ErrorCode)
+	}
 
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.SetVersion(3)
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "test", "1"
-	w.send(av)
-	resp := kmsg.NewPtrApiVersionsResponse()
-	w.recv(resp, 3)
+	resp := w.RoundTrip(av).(*kmsg.ApiVersionsResponse)
 	offered := map[int16]bool{}
 	for _, k := range resp.ApiKeys {
 		offered[k.ApiKey] = true
@@ -43,8 +45,8 @@ func TestBrokerOnlyAPIsAreNotOffered(t *testing.T) {
 	topic.Topic, topic.Partitions = "txn", []int32{0}
 	m.Topics = append(m.Topics, topic)
 	req.Markers = append(req.Markers, m)
-	w.send(req)
-	if b, _ := w.closed(); len(b) != 0 {
+	w.Send(req)
+	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("WriteTxnMarkers was answered (%d bytes): it reached the upstream", len(b))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/localapi"
 	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
 	"github.com/scram-proxy/scram-proxy/internal/proxy"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -158,18 +159,10 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, ready func()
 	})
 	go reloader.Run(ctx)
 
-	var local []proxy.LocalAPI
-	tokenAPI := dtoken.API{M: tokens}
-	for _, r := range tokenAPI.Ranges() {
-		local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: tokenAPI})
-	}
-	for _, r := range admin.Ranges() {
-		local = append(local, proxy.LocalAPI{Key: r[0], Min: r[1], Max: r[2], Handler: admin})
-	}
 	opts := proxy.Options{
 		Auth: sasl.NewAuthenticator(sasl.Options{Users: users, Tokens: tokens, RejectExpiredTokens: true,
 			PhantomKey: phantomKey}),
-		Local:           local,
+		Local:           localapi.New(tokens, admin),
 		MaxReauth:       cfg.SASL.MaxReauth,
 		Mechanisms:      mechs,
 		Upstream:        dialer,

@@ -1,22 +1,58 @@
 package credstore
 
-// DescribeUserScramCredentials (50) v0 and AlterUserScramCredentials (51) v0,
-// answered by the proxy with the KRaft broker's rules (ScramControlManager,
-// ScramImage.describe; spec §4). Users written here live in a UserStore and
-// take effect for new logins at once; users from credentials.file or
-// credentials.secrets_dir are read-only to the API.
+// What DescribeUserScramCredentials and AlterUserScramCredentials do, with
+// the KRaft broker's rules (ScramControlManager, ScramImage.describe); the
+// Kafka wire side is internal/localapi. Users written here live in a
+// UserStore and take effect for new logins at once; users from
+// credentials.file or credentials.secrets_dir are read-only to the API.
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
+
+// The refusals of the SCRAM admin operations. Each is one Kafka error
+// (named in brackets); internal/localapi answers them with Kafka's messages.
+var (
+	// ErrNotSuperUser: only super users may describe or alter
+	// [CLUSTER_AUTHORIZATION_FAILED].
+	ErrNotSuperUser = errors.New("credstore: the SCRAM admin operations are for super users")
+	// ErrDuplicateUser: the request names the user more than once
+	// [DUPLICATE_RESOURCE].
+	ErrDuplicateUser = errors.New("credstore: user named more than once in one request")
+	// ErrNoCredential: nothing to describe or delete [RESOURCE_NOT_FOUND].
+	ErrNoCredential = errors.New("credstore: no such credential")
+	// ErrEmptyUser [UNACCEPTABLE_CREDENTIAL].
+	ErrEmptyUser = errors.New("credstore: empty user name")
+	// ErrUnknownMechanism: not a SCRAM mechanism type [UNSUPPORTED_SASL_MECHANISM].
+	ErrUnknownMechanism = errors.New("credstore: unknown SCRAM mechanism")
+	// ErrTooFewIterations and ErrTooManyIterations: outside
+	// sasl.MinIterations..sasl.MaxIterations [UNACCEPTABLE_CREDENTIAL].
+	ErrTooFewIterations  = errors.New("credstore: too few iterations")
+	ErrTooManyIterations = errors.New("credstore: too many iterations")
+)
+
+// ReadOnlyError refuses a change to a user that a read-only source (the
+// credentials file or secrets directory) defines [UNACCEPTABLE_CREDENTIAL].
+type ReadOnlyError struct {
+	User   string
+	Source Source
+}
+
+func (e *ReadOnlyError) Error() string {
+	return "credstore: user " + e.User + " is defined in " + e.Source.String() + ", read-only to the admin API"
+}
+
+// InvalidCredentialError refuses a credential the store could not load
+// back (sasl.Credential.Validate) [UNACCEPTABLE_CREDENTIAL].
+type InvalidCredentialError struct{ Err error }
+
+func (e *InvalidCredentialError) Error() string { return e.Err.Error() }
+func (e *InvalidCredentialError) Unwrap() error { return e.Err }
 
 // UserStore persists users written through the admin API. Implementations
 // must be durable on return and safe for concurrent use.
@@ -26,8 +62,8 @@ type UserStore interface {
 	PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error
 }
 
-// Admin answers the SCRAM admin APIs over a Store. Callers must be super
-// users. It is safe for concurrent use; writes are serialized.
+// Admin describes and alters the admin API's users in a Store. Callers must
+// be super users. It is safe for concurrent use; writes are serialized.
 type Admin struct {
 	store      *Store
 	persist    UserStore
@@ -55,77 +91,89 @@ func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, err
 	return a, nil
 }
 
-// Ranges lists the API keys and versions Admin answers: key, min, max.
-func (*Admin) Ranges() [][3]int16 { return [][3]int16{{50, 0, 0}, {51, 0, 0}} }
-
-// Handle answers one request from an authenticated principal ("User:x").
-func (a *Admin) Handle(_ context.Context, principal string, _ bool, req kmsg.Request) (kmsg.Response, error) {
-	allowed := a.superUsers[principal]
-	switch r := req.(type) {
-	case *kmsg.DescribeUserSCRAMCredentialsRequest:
-		return a.describe(allowed, r), nil
-	case *kmsg.AlterUserSCRAMCredentialsRequest:
-		return a.alter(allowed, r)
-	}
-	return nil, fmt.Errorf("credstore: no handler for %s", kmsg.NameForKey(req.Key()))
+// CredentialInfo is one credential as a describe shows it.
+type CredentialInfo struct {
+	Mechanism  sasl.Mechanism
+	Iterations int
 }
 
-func strptr(s string) *string { return &s }
+// DescribedUser is one user of a Describe answer: its credentials, or Err
+// (ErrDuplicateUser, ErrNoCredential).
+type DescribedUser struct {
+	User        string
+	Credentials []CredentialInfo // in sasl.Mechanisms() order
+	Err         error
+}
 
-func (a *Admin) describe(allowed bool, r *kmsg.DescribeUserSCRAMCredentialsRequest) kmsg.Response {
-	resp := kmsg.NewPtrDescribeUserSCRAMCredentialsResponse()
-	if !allowed {
-		// DESCRIBE on CLUSTER denied: 31 at the top and for each user named,
-		// whose user field Kafka leaves empty.
-		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-		resp.ErrorMessage = strptr(kerr.ClusterAuthorizationFailed.Description)
-		for range r.Users {
-			res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
-			res.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-			res.ErrorMessage = strptr(kerr.ClusterAuthorizationFailed.Description)
-			resp.Results = append(resp.Results, res)
-		}
-		return resp
+// Describe lists users' credentials for principal ("User:x"), or returns
+// ErrNotSuperUser. No users means every user with a credential. There is
+// one answer per distinct name, in request order (ScramImage.describe).
+func (a *Admin) Describe(principal string, users []string) ([]DescribedUser, error) {
+	if !a.superUsers[principal] {
+		return nil, ErrNotSuperUser
 	}
-	names := make([]string, 0, len(r.Users))
-	for _, u := range r.Users {
-		names = append(names, u.Name)
-	}
-	if len(names) == 0 { // null or empty: every user with a credential
-		names = a.store.AllUsers()
+	if len(users) == 0 {
+		users = a.store.AllUsers()
 	}
 	count := map[string]int{}
-	for _, n := range names {
+	for _, n := range users {
 		count[n]++
 	}
+	var out []DescribedUser
 	done := map[string]bool{}
-	for _, n := range names {
+	for _, n := range users {
 		if done[n] {
 			continue
 		}
 		done[n] = true
-		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
-		res.User = n
+		d := DescribedUser{User: n}
 		creds := a.store.Credentials(n)
 		switch {
 		case count[n] > 1:
-			res.ErrorCode = kerr.DuplicateResource.Code
-			res.ErrorMessage = strptr("Cannot describe SCRAM credentials for the same user twice in a single request: " + n)
+			d.Err = ErrDuplicateUser
 		case len(creds) == 0:
-			res.ErrorCode = kerr.ResourceNotFound.Code
-			res.ErrorMessage = strptr("Attempt to describe a user credential that does not exist: " + n)
+			d.Err = ErrNoCredential
 		default:
 			for _, m := range sasl.Mechanisms() {
 				if c, ok := creds[m]; ok {
-					ci := kmsg.NewDescribeUserSCRAMCredentialsResponseResultCredentialInfo()
-					ci.Mechanism, ci.Iterations = m.TypeByte(), int32(c.Iterations)
-					res.CredentialInfos = append(res.CredentialInfos, ci)
+					d.Credentials = append(d.Credentials, CredentialInfo{Mechanism: m, Iterations: c.Iterations})
 				}
 			}
 		}
-		resp.Results = append(resp.Results, res)
+		out = append(out, d)
 	}
-	return resp
+	return out, nil
+}
+
+// Deletion removes one of a user's credentials. Mechanism is Kafka's
+// ScramMechanism type (sasl.MechanismForType).
+type Deletion struct {
+	User      string
+	Mechanism int8
+}
+
+// Upsertion sets one of a user's credentials from its salted password.
+// Mechanism is Kafka's ScramMechanism type.
+type Upsertion struct {
+	User           string
+	Mechanism      int8
+	Iterations     int32
+	Salt           []byte
+	SaltedPassword []byte // secret
+
+	_ struct{}
+}
+
+// String leaves out the salted password.
+func (u Upsertion) String() string {
+	return fmt.Sprintf("upsert %q mechanism %d iterations %d", u.User, u.Mechanism, u.Iterations)
+}
+
+// UserResult is one user's outcome of Alter: Err is nil when every change
+// to the user was applied.
+type UserResult struct {
+	User string
+	Err  error
 }
 
 // change is one validated (user, mechanism) edit.
@@ -135,105 +183,102 @@ type change struct {
 	cred *sasl.Credential // nil: delete
 }
 
-func (a *Admin) alter(allowed bool, r *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
-	resp := kmsg.NewPtrAlterUserSCRAMCredentialsResponse()
+// Alter applies deletions and upsertions for principal, one result per
+// distinct user in order of first mention; a user named twice gets
+// ErrDuplicateUser and no change. A caller that is not a super user gets
+// ErrNotSuperUser for every user, sorted by name (ControllerApis). The error
+// is a storage failure.
+func (a *Admin) Alter(principal string, deletions []Deletion, upsertions []Upsertion) ([]UserResult, error) {
 	var order []string
 	count := map[string]int{}
-	for _, d := range r.Deletions {
-		if count[d.Name] == 0 {
-			order = append(order, d.Name)
+	for _, d := range deletions {
+		if count[d.User] == 0 {
+			order = append(order, d.User)
 		}
-		count[d.Name]++
+		count[d.User]++
 	}
-	for _, u := range r.Upsertions {
-		if count[u.Name] == 0 {
-			order = append(order, u.Name)
+	for _, u := range upsertions {
+		if count[u.User] == 0 {
+			order = append(order, u.User)
 		}
-		count[u.Name]++
+		count[u.User]++
 	}
-	result := func(user string, code int16, msg string) {
-		res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
-		res.User, res.ErrorCode = user, code
-		if msg != "" {
-			res.ErrorMessage = strptr(msg)
-		}
-		resp.Results = append(resp.Results, res)
-	}
-	if !allowed {
+	var results []UserResult
+	if !a.superUsers[principal] {
 		sorted := append([]string(nil), order...)
 		sort.Strings(sorted)
 		for _, u := range sorted {
-			result(u, kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Description)
+			results = append(results, UserResult{User: u, Err: ErrNotSuperUser})
 		}
-		return resp, nil
+		return results, nil
 	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	errs := map[string][2]any{} // user → {code, message}
+	errs := map[string]error{}
 	var changes []change
-	fail := func(user string, code int16, msg string) {
+	fail := func(user string, err error) {
 		if _, ok := errs[user]; !ok {
-			errs[user] = [2]any{code, msg}
+			errs[user] = err
 		}
 	}
-	validate := func(user string, mechByte int8) (sasl.Mechanism, bool) {
+	validate := func(user string, mechType int8) (sasl.Mechanism, bool) {
 		switch {
 		case count[user] > 1:
-			fail(user, kerr.DuplicateResource.Code, "A user credential cannot be altered twice in the same request")
+			fail(user, ErrDuplicateUser)
 		case user == "":
-			fail(user, kerr.UnacceptableCredential.Code, "Username must not be empty")
+			fail(user, ErrEmptyUser)
 		default:
 			if src, ok := a.store.Owner(user); ok && src != SourceAPI {
-				fail(user, kerr.UnacceptableCredential.Code, "User "+user+" is defined in "+src.String()+" and is read-only to the admin API")
+				fail(user, &ReadOnlyError{User: user, Source: src})
 				return "", false
 			}
-			m, ok := sasl.MechanismForType(mechByte)
+			m, ok := sasl.MechanismForType(mechType)
 			if !ok {
-				fail(user, kerr.UnsupportedSaslMechanism.Code, "Unknown SCRAM mechanism")
+				fail(user, ErrUnknownMechanism)
 			}
 			return m, ok
 		}
 		return "", false
 	}
 	api := a.store.Snapshot(SourceAPI)
-	for _, d := range r.Deletions {
-		m, ok := validate(d.Name, d.Mechanism)
+	for _, d := range deletions {
+		m, ok := validate(d.User, d.Mechanism)
 		if !ok {
 			continue
 		}
-		if _, exists := api.Get(d.Name)[m]; !exists {
-			fail(d.Name, kerr.ResourceNotFound.Code, "Attempt to delete a user credential that does not exist")
+		if _, exists := api.Get(d.User)[m]; !exists {
+			fail(d.User, ErrNoCredential)
 			continue
 		}
-		changes = append(changes, change{user: d.Name, mech: m})
+		changes = append(changes, change{user: d.User, mech: m})
 	}
-	for _, u := range r.Upsertions {
-		m, ok := validate(u.Name, u.Mechanism)
+	for _, u := range upsertions {
+		m, ok := validate(u.User, u.Mechanism)
 		if !ok {
 			continue
 		}
 		switch {
 		case u.Iterations < sasl.MinIterations:
-			fail(u.Name, kerr.UnacceptableCredential.Code, "Too few iterations")
+			fail(u.User, ErrTooFewIterations)
 			continue
 		case u.Iterations > sasl.MaxIterations:
-			fail(u.Name, kerr.UnacceptableCredential.Code, "Too many iterations")
+			fail(u.User, ErrTooManyIterations)
 			continue
 		}
 		c, err := sasl.CredentialFromSaltedPassword(m, u.Salt, u.SaltedPassword, int(u.Iterations))
 		if err != nil {
-			fail(u.Name, kerr.UnknownServerError.Code, err.Error())
+			fail(u.User, err)
 			continue
 		}
 		// What the store would refuse to load must not be stored: Kafka
 		// accepts an empty salt here, but a record the proxy cannot load
 		// back is worse than a refusal.
 		if err := c.Validate(m); err != nil {
-			fail(u.Name, kerr.UnacceptableCredential.Code, err.Error())
+			fail(u.User, &InvalidCredentialError{Err: err})
 			continue
 		}
-		changes = append(changes, change{user: u.Name, mech: m, cred: &c})
+		changes = append(changes, change{user: u.User, mech: m, cred: &c})
 	}
 
 	next := api.Clone()
@@ -255,11 +300,7 @@ func (a *Admin) alter(allowed bool, r *kmsg.AlterUserSCRAMCredentialsRequest) (k
 	}
 	a.store.ReplaceSource(SourceAPI, next)
 	for _, u := range order {
-		if e, ok := errs[u]; ok {
-			result(u, e[0].(int16), e[1].(string))
-		} else {
-			result(u, 0, "")
-		}
+		results = append(results, UserResult{User: u, Err: errs[u]})
 	}
-	return resp, nil
+	return results, nil
 }

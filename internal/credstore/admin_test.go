@@ -2,27 +2,16 @@ package credstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-func alterReq(dels [][2]any, ups [][3]any) *kmsg.AlterUserSCRAMCredentialsRequest {
-	r := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
-	for _, d := range dels {
-		x := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
-		x.Name, x.Mechanism = d[0].(string), d[1].(int8)
-		r.Deletions = append(r.Deletions, x)
-	}
-	for _, u := range ups {
-		x := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
-		x.Name, x.Mechanism, x.Iterations = u[0].(string), u[1].(int8), u[2].(int32)
-		x.Salt, x.SaltedPassword = []byte("salt"), make([]byte, 64)
-		r.Upsertions = append(r.Upsertions, x)
-	}
-	return r
+func upsert(user string, mech int8, iterations int32) Upsertion {
+	return Upsertion{User: user, Mechanism: mech, Iterations: iterations, Salt: []byte("salt"), SaltedPassword: make([]byte, 64)}
 }
 
 func TestAlterAndDescribeRules(t *testing.T) {
@@ -35,52 +24,59 @@ func TestAlterAndDescribeRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	codes := func(resp kmsg.Response) map[string]int16 {
-		out := map[string]int16{}
-		for _, r := range resp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results {
-			out[r.User] = r.ErrorCode
-		}
-		return out
+	results, err := a.Alter("User:admin",
+		[]Deletion{{"dup", 2}, {"ghost", 2}},
+		[]Upsertion{upsert("dup", 1, 4096), upsert("", 2, 4096), upsert("badmech", 3, 4096),
+			upsert("few", 2, 4095), upsert("many", 2, 16385), upsert("ok", 2, 8192), upsert("fileuser", 2, 4096)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp, _ := a.Handle(ctx, "User:admin", false, alterReq(
-		[][2]any{{"dup", int8(2)}, {"ghost", int8(2)}},
-		[][3]any{{"dup", int8(1), int32(4096)}, {"", int8(2), int32(4096)}, {"badmech", int8(3), int32(4096)},
-			{"few", int8(2), int32(4095)}, {"many", int8(2), int32(16385)}, {"ok", int8(2), int32(8192)},
-			{"fileuser", int8(2), int32(4096)}}))
-	want := map[string]int16{"dup": 92, "ghost": 91, "": 93, "badmech": 33, "few": 93, "many": 93, "ok": 0, "fileuser": 93}
-	got := codes(resp)
-	for u, w := range want {
-		if got[u] != w {
-			t.Errorf("%q: %d, want %d", u, got[u], w)
+	want := map[string]error{"dup": ErrDuplicateUser, "ghost": ErrNoCredential, "": ErrEmptyUser, "badmech": ErrUnknownMechanism,
+		"few": ErrTooFewIterations, "many": ErrTooManyIterations, "ok": nil}
+	order := []string{"dup", "ghost", "", "badmech", "few", "many", "ok", "fileuser"}
+	if len(results) != len(order) {
+		t.Fatalf("%d results, want %d", len(results), len(order))
+	}
+	for i, r := range results {
+		if r.User != order[i] {
+			t.Errorf("result %d is %q, want %q (order of first mention)", i, r.User, order[i])
 		}
+		if w, ok := want[r.User]; ok && r.Err != w {
+			t.Errorf("%q: %v, want %v", r.User, r.Err, w)
+		}
+	}
+	var ro *ReadOnlyError
+	if !errors.As(results[7].Err, &ro) || ro.User != "fileuser" || ro.Source != SourceFile {
+		t.Errorf("fileuser: %v, want read-only (file)", results[7].Err)
 	}
 	if _, err := store.LookupUser(ctx, sasl.ScramSHA512, "ok"); err != nil {
 		t.Fatal("upserted user cannot be looked up")
 	}
-	resp, _ = a.Handle(ctx, "User:bob", false, alterReq(nil, [][3]any{{"zed", int8(2), int32(4096)}, {"amy", int8(2), int32(4096)}}))
-	res := resp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results
-	if len(res) != 2 || res[0].User != "amy" || res[0].ErrorCode != 31 || res[1].ErrorCode != 31 {
-		t.Fatalf("non super user: %+v", res)
+	results, _ = a.Alter("User:bob", nil, []Upsertion{upsert("zed", 2, 4096), upsert("amy", 2, 4096)})
+	if len(results) != 2 || results[0].User != "amy" || results[0].Err != ErrNotSuperUser || results[1].Err != ErrNotSuperUser {
+		t.Fatalf("non super user: %+v", results)
 	}
 
-	d := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
-	for _, n := range []string{"ok", "ok", "nobody"} {
-		u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
-		u.Name = n
-		d.Users = append(d.Users, u)
+	described, err := a.Describe("User:admin", []string{"ok", "ok", "nobody"})
+	if err != nil || len(described) != 2 || described[0].Err != ErrDuplicateUser || described[1].Err != ErrNoCredential {
+		t.Fatalf("describe: %+v %v", described, err)
 	}
-	dresp, _ := a.Handle(ctx, "User:admin", false, d)
-	dr := dresp.(*kmsg.DescribeUserSCRAMCredentialsResponse).Results
-	if len(dr) != 2 || dr[0].ErrorCode != 92 || dr[1].ErrorCode != 91 {
-		t.Fatalf("describe: %+v", dr)
-	}
-	dresp, _ = a.Handle(ctx, "User:admin", false, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest())
-	all := dresp.(*kmsg.DescribeUserSCRAMCredentialsResponse).Results
-	if len(all) != 2 {
+	all, _ := a.Describe("User:admin", nil)
+	if len(all) != 2 || all[0].User != "fileuser" || all[1].User != "ok" ||
+		len(all[1].Credentials) != 1 || all[1].Credentials[0] != (CredentialInfo{sasl.ScramSHA512, 8192}) {
 		t.Fatalf("describe all: %+v", all)
 	}
-	dresp, _ = a.Handle(ctx, "User:bob", false, d)
-	if dd := dresp.(*kmsg.DescribeUserSCRAMCredentialsResponse); dd.ErrorCode != 31 || len(dd.Results) != 3 || dd.Results[0].User != "" {
-		t.Fatalf("describe denied: %+v", dd)
+	if _, err := a.Describe("User:bob", []string{"ok"}); err != ErrNotSuperUser {
+		t.Fatalf("describe by a non super user: %v", err)
+	}
+}
+
+func TestUpsertionFormatsWithoutTheSaltedPassword(t *testing.T) {
+	u := upsert("alice", 2, 4096)
+	u.SaltedPassword = []byte("very-secret-salted-password")
+	for _, s := range []string{u.String(), fmt.Sprintf("%v", u), fmt.Sprintf("%+v", []Upsertion{u})} {
+		if !strings.Contains(s, "alice") || strings.Contains(s, "very-secret") {
+			t.Errorf("%q", s)
+		}
 	}
 }

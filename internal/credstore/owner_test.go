@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/xdg-go/scram"
 
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -53,12 +51,9 @@ func TestHighestLayerOwnsEveryMechanism(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp, _ := sasl.SaltedPassword(sasl.ScramSHA256, "old-api-password", []byte("api-salt"), 4096)
-	up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
-	up.Name, up.Mechanism, up.Iterations, up.Salt, up.SaltedPassword = "alice", 1, 4096, []byte("api-salt"), sp
-	req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
-	req.Upsertions = append(req.Upsertions, up)
-	if resp, _ := a.Handle(ctx, "User:admin", false, req); resp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results[0].ErrorCode != 0 {
-		t.Fatal("API upsert failed")
+	up := Upsertion{User: "alice", Mechanism: 1, Iterations: 4096, Salt: []byte("api-salt"), SaltedPassword: sp}
+	if res, err := a.Alter("User:admin", nil, []Upsertion{up}); err != nil || res[0].Err != nil {
+		t.Fatalf("API upsert failed: %v %+v", err, res)
 	}
 	auth := sasl.NewAuthenticator(sasl.Options{Users: store, PhantomKey: []byte("k")})
 	if err := login(auth, sasl.ScramSHA256, "alice", "old-api-password"); err != nil {
@@ -80,22 +75,14 @@ func TestHighestLayerOwnsEveryMechanism(t *testing.T) {
 		t.Errorf("file credential: %v", err)
 	}
 
-	d := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
-	du := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
-	du.Name = "alice"
-	d.Users = append(d.Users, du)
-	dresp, _ := a.Handle(ctx, "User:admin", false, d)
-	res := dresp.(*kmsg.DescribeUserSCRAMCredentialsResponse).Results
-	if len(res) != 1 || len(res[0].CredentialInfos) != 1 || res[0].CredentialInfos[0].Mechanism != 2 {
+	res, _ := a.Describe("User:admin", []string{"alice"})
+	if len(res) != 1 || len(res[0].Credentials) != 1 || res[0].Credentials[0].Mechanism != sasl.ScramSHA512 {
 		t.Errorf("describe: %+v, want SCRAM-SHA-512 only", res)
 	}
-	del := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
-	dd := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
-	dd.Name, dd.Mechanism = "alice", 1
-	del.Deletions = append(del.Deletions, dd)
-	aresp, _ := a.Handle(ctx, "User:admin", false, del)
-	if code := aresp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results[0].ErrorCode; code != kerr.UnacceptableCredential.Code {
-		t.Errorf("delete of the shadowed credential: %d, want 93 (read-only: the file owns alice)", code)
+	ares, _ := a.Alter("User:admin", []Deletion{{User: "alice", Mechanism: 1}}, nil)
+	var ro *ReadOnlyError
+	if len(ares) != 1 || !errors.As(ares[0].Err, &ro) {
+		t.Errorf("delete of the shadowed credential: %+v, want read-only (the file owns alice)", ares)
 	}
 
 	// Removing alice from the file hands her back to the API layer, whose

@@ -2,10 +2,8 @@ package credstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
-
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -14,8 +12,9 @@ import (
 
 // TestAlterRefusesWhatWouldNotLoad writes an empty salt through
 // AlterUserScramCredentials into a real state store: the write must be
-// refused with UNACCEPTABLE_CREDENTIAL, and the store must open again (it
-// used to accept the record and then refuse to start on "empty salt").
+// refused (InvalidCredentialError, UNACCEPTABLE_CREDENTIAL on the wire), and
+// the store must open again (it used to accept the record and then refuse
+// to start on "empty salt").
 func TestAlterRefusesWhatWouldNotLoad(t *testing.T) {
 	dir := t.TempDir()
 	db, err := state.Open(dir, state.Options{})
@@ -26,27 +25,22 @@ func TestAlterRefusesWhatWouldNotLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	var ups []credstore.Upsertion
 	for _, salt := range [][]byte{nil, []byte("good-salt")} {
-		u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
-		u.Name, u.Mechanism, u.Iterations = "empty", 2, 4096
+		u := credstore.Upsertion{User: "empty", Mechanism: 2, Iterations: 4096, Salt: salt, SaltedPassword: make([]byte, 64)}
 		if salt != nil {
-			u.Name = "fine"
+			u.User = "fine"
 		}
-		u.Salt, u.SaltedPassword = salt, make([]byte, 64)
-		req.Upsertions = append(req.Upsertions, u)
+		ups = append(ups, u)
 	}
-	resp, err := a.Handle(context.Background(), "User:admin", false, req)
+	results, err := a.Alter("User:admin", nil, ups)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range resp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results {
-		want := int16(0)
-		if r.User == "empty" {
-			want = kerr.UnacceptableCredential.Code
-		}
-		if r.ErrorCode != want {
-			t.Errorf("user %q: error %d, want %d", r.User, r.ErrorCode, want)
+	for _, r := range results {
+		var invalid *credstore.InvalidCredentialError
+		if refused := errors.As(r.Err, &invalid); refused != (r.User == "empty") {
+			t.Errorf("user %q: %v", r.User, r.Err)
 		}
 	}
 	db.Close()

@@ -50,15 +50,27 @@ type Manager struct {
 	byHMAC map[string]string // base64(hmac) → id
 }
 
-// Kafka error codes the token APIs answer with (kerr 61-67); 0 is success.
-const (
-	codeDisabled      = 61 // DELEGATION_TOKEN_AUTH_DISABLED
-	codeNotFound      = 62 // DELEGATION_TOKEN_NOT_FOUND
-	codeOwnerMismatch = 63 // DELEGATION_TOKEN_OWNER_MISMATCH
-	codeNotAllowed    = 64 // DELEGATION_TOKEN_REQUEST_NOT_ALLOWED
-	codeAuthzFailed   = 65 // DELEGATION_TOKEN_AUTHORIZATION_FAILED
-	codeExpired       = 66 // DELEGATION_TOKEN_EXPIRED
-	codeBadPrincipal  = 67 // INVALID_PRINCIPAL_TYPE
+// The refusals of the token operations, in the orders Kafka checks them.
+// Each is one Kafka error (named in brackets); internal/localapi answers
+// them. Any other error a Manager returns is a storage failure.
+var (
+	// ErrDisabled: no secret key is configured [DELEGATION_TOKEN_AUTH_DISABLED].
+	ErrDisabled = errors.New("dtoken: delegation tokens are disabled")
+	// ErrNotFound: no token has the HMAC [DELEGATION_TOKEN_NOT_FOUND].
+	ErrNotFound = errors.New("dtoken: no token with this hmac")
+	// ErrOwnerMismatch: the caller neither owns nor may renew the token
+	// [DELEGATION_TOKEN_OWNER_MISMATCH].
+	ErrOwnerMismatch = errors.New("dtoken: caller is not the token's owner or renewer")
+	// ErrRequestNotAllowed: the connection logged in with a token, and may
+	// not manage tokens [DELEGATION_TOKEN_REQUEST_NOT_ALLOWED].
+	ErrRequestNotAllowed = errors.New("dtoken: token requests are not allowed on a token-authenticated connection")
+	// ErrUnauthorized: only super users create tokens for another owner
+	// [DELEGATION_TOKEN_AUTHORIZATION_FAILED].
+	ErrUnauthorized = errors.New("dtoken: caller may not create tokens for another owner")
+	// ErrExpired: the token is past its expiry [DELEGATION_TOKEN_EXPIRED].
+	ErrExpired = errors.New("dtoken: token expired")
+	// ErrInvalidPrincipalType: a renewer is not a User [INVALID_PRINCIPAL_TYPE].
+	ErrInvalidPrincipalType = errors.New("dtoken: renewers must be User principals")
 )
 
 // New loads the persisted tokens, recomputing their HMACs and credentials.
@@ -188,17 +200,18 @@ type Caller struct {
 // authenticated by a token may not manage tokens.
 func (c Caller) allowed() bool { return !c.TokenAuthenticated }
 
-// Created is the outcome of Create.
+// Created is the outcome of Create. Owner and Requester are set even when
+// Create refuses: Kafka's answer names them either way.
 type Created struct {
-	Code      int16
 	Owner     Principal
 	Requester Principal
 	Token     Info
 	HMAC      []byte
 }
 
-// Create issues a token (CreateDelegationToken, KRaft order: 64, 65, 67, 61).
-// ownerName "" means the caller owns it.
+// Create issues a token (CreateDelegationToken, KRaft order:
+// ErrRequestNotAllowed, ErrUnauthorized, ErrInvalidPrincipalType,
+// ErrDisabled). ownerName "" means the caller owns it.
 func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Principal, maxLifetime time.Duration) (Created, error) {
 	owner := c.Principal
 	if ownerName != "" {
@@ -210,16 +223,13 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	out := Created{Owner: owner, Requester: c.Principal}
 	switch {
 	case !c.allowed():
-		out.Code = codeNotAllowed
+		return out, ErrRequestNotAllowed
 	case owner != c.Principal && !m.super[c.Principal]:
-		out.Code = codeAuthzFailed
+		return out, ErrUnauthorized
 	case !allUsers(renewers):
-		out.Code = codeBadPrincipal
+		return out, ErrInvalidPrincipalType
 	case !m.Enabled():
-		out.Code = codeDisabled
-	}
-	if out.Code != 0 {
-		return out, nil
+		return out, ErrDisabled
 	}
 	now := m.o.Now()
 	life := m.o.MaxLifetime
@@ -262,44 +272,46 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // change runs fn on the token with hmac under the write lock, after the
-// checks Renew and Expire share, in Kafka's order: 64 (token-authenticated
-// caller), 61 (no key), 62 (no such token).
-func (m *Manager) change(c Caller, hmac []byte, fn func(e *entry, now time.Time) (int16, time.Time, error)) (int16, time.Time, error) {
+// checks Renew and Expire share, in Kafka's order: ErrRequestNotAllowed,
+// ErrDisabled, ErrNotFound.
+func (m *Manager) change(c Caller, hmac []byte, fn func(e *entry, now time.Time) (time.Time, error)) (time.Time, error) {
 	if !c.allowed() {
-		return codeNotAllowed, time.Time{}, nil
+		return time.Time{}, ErrRequestNotAllowed
 	}
 	if !m.Enabled() {
-		return codeDisabled, time.Time{}, nil
+		return time.Time{}, ErrDisabled
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.byHMACLocked(hmac)
 	if e == nil {
-		return codeNotFound, time.Time{}, nil
+		return time.Time{}, ErrNotFound
 	}
 	return fn(e, m.o.Now())
 }
 
 // setExpiry persists a token's new expiry, then applies it.
-func (m *Manager) setExpiry(e *entry, expiry time.Time) (int16, time.Time, error) {
+func (m *Manager) setExpiry(e *entry, expiry time.Time) (time.Time, error) {
 	info := e.info
 	info.Expiry = expiry
 	if err := m.o.Store.PutToken(info); err != nil {
-		return 0, time.Time{}, fmt.Errorf("persist delegation token: %w", err)
+		return time.Time{}, fmt.Errorf("persist delegation token: %w", err)
 	}
 	e.info = info
-	return 0, expiry, nil
+	return expiry, nil
 }
 
-// Renew extends a token's expiry (RenewDelegationToken, KRaft order: 64, 61,
-// 62, 66, 63). The period is capped at the expiry time; <= 0 means that cap.
-func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (int16, time.Time, error) {
+// Renew extends a token's expiry and returns the new one
+// (RenewDelegationToken, KRaft order: the checks of change, then
+// ErrExpired, ErrOwnerMismatch). The period is capped at the expiry time;
+// <= 0 means that cap.
+func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
+	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
 		switch {
 		case e.info.expired(now):
-			return codeExpired, time.Time{}, nil
+			return time.Time{}, ErrExpired
 		case !e.info.ownerOrRenewer(c.Principal):
-			return codeOwnerMismatch, time.Time{}, nil
+			return time.Time{}, ErrOwnerMismatch
 		}
 		if period <= 0 {
 			period = m.o.ExpiryTime
@@ -308,22 +320,23 @@ func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (int16, tim
 	})
 }
 
-// Expire shortens or ends a token (ExpireDelegationToken, order: 64, 61, 62,
-// 63, then 66). A negative period removes it at once, the admin tools'
+// Expire shortens or ends a token and returns its new expiry
+// (ExpireDelegationToken, order: the checks of change, ErrOwnerMismatch,
+// then ErrExpired). A negative period removes it at once, the admin tools'
 // default.
-func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (int16, time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (int16, time.Time, error) {
+func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
+	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
 		switch {
 		case !e.info.ownerOrRenewer(c.Principal):
-			return codeOwnerMismatch, time.Time{}, nil
+			return time.Time{}, ErrOwnerMismatch
 		case period < 0:
 			if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
-				return 0, time.Time{}, fmt.Errorf("delete delegation token: %w", err)
+				return time.Time{}, fmt.Errorf("delete delegation token: %w", err)
 			}
 			m.remove(e.info.ID)
-			return 0, now, nil
+			return now, nil
 		case e.info.expired(now):
-			return codeExpired, time.Time{}, nil
+			return time.Time{}, ErrExpired
 		}
 		return m.setExpiry(e, minTime(e.info.Max, now.Add(period)))
 	})
@@ -344,18 +357,19 @@ type Described struct {
 }
 
 // Describe lists the tokens the caller may see (DescribeDelegationToken:
-// 64, 61, then filtering). owners nil means every token; an empty non-nil
-// slice means none. A caller sees tokens it owns, requested or may renew;
-// super users see all. The answer contains HMACs: the tokens' passwords.
-func (m *Manager) Describe(c Caller, owners []Principal) (int16, []Described) {
+// ErrRequestNotAllowed, ErrDisabled, then filtering). owners nil means every
+// token; an empty non-nil slice means none. A caller sees tokens it owns,
+// requested or may renew; super users see all. The answer contains HMACs:
+// the tokens' passwords.
+func (m *Manager) Describe(c Caller, owners []Principal) ([]Described, error) {
 	if !c.allowed() {
-		return codeNotAllowed, nil
+		return nil, ErrRequestNotAllowed
 	}
 	if !m.Enabled() {
-		return codeDisabled, nil
+		return nil, ErrDisabled
 	}
 	if owners != nil && len(owners) == 0 {
-		return 0, []Described{}
+		return []Described{}, nil
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -370,7 +384,7 @@ func (m *Manager) Describe(c Caller, owners []Principal) (int16, []Described) {
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Info.Issue.Before(out[b].Info.Issue) })
-	return 0, out
+	return out, nil
 }
 
 func matchesAny(i Info, owners []Principal) bool {

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -34,7 +32,8 @@ func newManager(t *testing.T, key string, store TokenStore, c *clock) *Manager {
 	return m
 }
 
-// Spec §5.3 vector through the package's HMAC.
+// A fixed vector: HMAC-SHA512 of the token id under the secret key, as
+// Kafka's DelegationTokenManager.createHmac computes it.
 func TestHMACVector(t *testing.T) {
 	got := base64.StdEncoding.EncodeToString(HMAC("kafka-dt-secret-key", "ABEiM0RVZneImaq7zN3u_w"))
 	if got != "2GWFzYgg6T+OSVeo8ogI0+PO2fWASDxCEAnWJ3E5K7KWwwufg5BakjbZeHWNx+sRM/yU3aPQUffc2RIdMX7nKA==" {
@@ -61,17 +60,20 @@ func TestCreateOrderAndTimestamps(t *testing.T) {
 		caller   Caller
 		owner    string
 		renewers []Principal
-		want     int16
+		want     error
 	}{
-		{"token-authenticated first", tokenConn, "bob", []Principal{{"Group", "x"}}, 64},
-		{"other owner needs permission", alice, "bob", []Principal{{"Group", "x"}}, 65},
-		{"renewer must be a User", alice, "", []Principal{{"Group", "x"}}, 67},
-		{"super user may create for others", admin, "bob", nil, 0},
-		{"self", alice, "", []Principal{{"User", "bob"}}, 0},
+		{"token-authenticated first", tokenConn, "bob", []Principal{{"Group", "x"}}, ErrRequestNotAllowed},
+		{"other owner needs permission", alice, "bob", []Principal{{"Group", "x"}}, ErrUnauthorized},
+		{"renewer must be a User", alice, "", []Principal{{"Group", "x"}}, ErrInvalidPrincipalType},
+		{"super user may create for others", admin, "bob", nil, nil},
+		{"self", alice, "", []Principal{{"User", "bob"}}, nil},
 	} {
 		out, err := m.Create(tc.caller, "", tc.owner, tc.renewers, 0)
-		if err != nil || out.Code != tc.want {
-			t.Errorf("%s: code %d err %v, want %d", tc.name, out.Code, err, tc.want)
+		if err != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if out.Requester != tc.caller.Principal || (tc.owner != "" && out.Owner.Name != tc.owner) {
+			t.Errorf("%s: owner %v requester %v", tc.name, out.Owner, out.Requester)
 		}
 	}
 	out, _ := m.Create(alice, "", "", nil, time.Hour)
@@ -86,8 +88,8 @@ func TestCreateOrderAndTimestamps(t *testing.T) {
 		t.Fatal("hmac")
 	}
 	disabled := newManager(t, "", NewMemStore(), c)
-	if out, _ := disabled.Create(alice, "", "", nil, 0); out.Code != 61 {
-		t.Fatalf("disabled: %d", out.Code)
+	if _, err := disabled.Create(alice, "", "", nil, 0); err != ErrDisabled {
+		t.Fatalf("disabled: %v", err)
 	}
 }
 
@@ -97,45 +99,45 @@ func TestRenewExpireOrders(t *testing.T) {
 	out, _ := m.Create(admin, "User", "alice", []Principal{{"User", "bob"}}, 0)
 	h := out.HMAC
 
-	if code, _, _ := m.Renew(admin, h, 0); code != 63 {
-		t.Fatalf("requester (not owner/renewer) renew: %d", code)
+	if _, err := m.Renew(admin, h, 0); err != ErrOwnerMismatch {
+		t.Fatalf("requester (not owner/renewer) renew: %v", err)
 	}
-	if code, _, _ := m.Renew(alice, []byte("nope"), 0); code != 62 {
-		t.Fatalf("unknown hmac: %d", code)
+	if _, err := m.Renew(alice, []byte("nope"), 0); err != ErrNotFound {
+		t.Fatalf("unknown hmac: %v", err)
 	}
 	c.t = c.t.Add(time.Hour)
-	code, exp, _ := m.Renew(bob, h, 48*time.Hour)
-	if code != 0 || !exp.Equal(c.t.Add(24*time.Hour)) {
-		t.Fatalf("renewer renew: %d %v (period capped at expiry_time)", code, exp)
+	exp, err := m.Renew(bob, h, 48*time.Hour)
+	if err != nil || !exp.Equal(c.t.Add(24*time.Hour)) {
+		t.Fatalf("renewer renew: %v %v (period capped at expiry_time)", err, exp)
 	}
-	if code, exp, _ := m.Expire(alice, h, time.Minute); code != 0 || !exp.Equal(c.t.Add(time.Minute)) {
-		t.Fatalf("expire period: %d %v", code, exp)
+	if exp, err := m.Expire(alice, h, time.Minute); err != nil || !exp.Equal(c.t.Add(time.Minute)) {
+		t.Fatalf("expire period: %v %v", err, exp)
 	}
 	c.t = c.t.Add(2 * time.Minute)
-	if code, _, _ := m.Renew(alice, h, 0); code != 66 {
-		t.Fatalf("renew expired: %d", code)
+	if _, err := m.Renew(alice, h, 0); err != ErrExpired {
+		t.Fatalf("renew expired: %v", err)
 	}
-	if code, _, _ := m.Expire(bob, h, time.Minute); code != 66 {
-		t.Fatalf("expire (period >= 0) expired: %d", code)
+	if _, err := m.Expire(bob, h, time.Minute); err != ErrExpired {
+		t.Fatalf("expire (period >= 0) expired: %v", err)
 	}
-	if code, _, _ := m.Expire(admin, h, -1); code != 63 {
-		t.Fatalf("non-renewer expire: %d", code)
+	if _, err := m.Expire(admin, h, -1); err != ErrOwnerMismatch {
+		t.Fatalf("non-renewer expire: %v", err)
 	}
-	if code, exp, _ := m.Expire(alice, h, -1); code != 0 || !exp.Equal(c.t) {
-		t.Fatalf("expire now: %d %v", code, exp)
+	if exp, err := m.Expire(alice, h, -1); err != nil || !exp.Equal(c.t) {
+		t.Fatalf("expire now: %v %v", err, exp)
 	}
-	if code, _, _ := m.Renew(alice, h, 0); code != 62 {
-		t.Fatalf("removed token: %d", code)
+	if _, err := m.Renew(alice, h, 0); err != ErrNotFound {
+		t.Fatalf("removed token: %v", err)
 	}
 	tokenConn := alice
 	tokenConn.TokenAuthenticated = true
-	for _, f := range []func() int16{
-		func() int16 { c, _, _ := m.Renew(tokenConn, h, 0); return c },
-		func() int16 { c, _, _ := m.Expire(tokenConn, h, 0); return c },
-		func() int16 { c, _ := m.Describe(tokenConn, nil); return c },
+	for _, f := range []func() error{
+		func() error { _, err := m.Renew(tokenConn, h, 0); return err },
+		func() error { _, err := m.Expire(tokenConn, h, 0); return err },
+		func() error { _, err := m.Describe(tokenConn, nil); return err },
 	} {
-		if code := f(); code != 64 {
-			t.Fatalf("token-authenticated: %d", code)
+		if err := f(); err != ErrRequestNotAllowed {
+			t.Fatalf("token-authenticated: %v", err)
 		}
 	}
 }
@@ -146,9 +148,9 @@ func TestDescribeVisibility(t *testing.T) {
 	m.Create(alice, "", "", nil, 0)
 	m.Create(admin, "User", "carol", []Principal{{"User", "bob"}}, 0)
 	count := func(caller Caller, owners []Principal) int {
-		code, d := m.Describe(caller, owners)
-		if code != 0 {
-			t.Fatalf("code %d", code)
+		d, err := m.Describe(caller, owners)
+		if err != nil {
+			t.Fatal(err)
 		}
 		return len(d)
 	}
@@ -201,8 +203,8 @@ func TestPersistenceAndSweep(t *testing.T) {
 	if again.Len() != 2 {
 		t.Fatalf("restart loaded %d", again.Len())
 	}
-	if code, _, _ := again.Renew(alice, keep.HMAC, 0); code != 0 {
-		t.Fatalf("renew after restart: %d (hmac recomputed from the key)", code)
+	if _, err := again.Renew(alice, keep.HMAC, 0); err != nil {
+		t.Fatalf("renew after restart: %v (hmac recomputed from the key)", err)
 	}
 	c.t = c.t.Add(2 * time.Minute)
 	if n, err := again.Sweep(); n != 1 || err != nil {
@@ -214,37 +216,7 @@ func TestPersistenceAndSweep(t *testing.T) {
 	}
 	// Another key: the stored ids remain, but every HMAC differs.
 	rotated := newManager(t, "other", store, c)
-	if code, _, _ := rotated.Renew(alice, keep.HMAC, 0); code != 62 {
-		t.Fatalf("old hmac under a new key: %d", code)
-	}
-}
-
-func TestKafkaAPIShapes(t *testing.T) {
-	c := &clock{time.UnixMilli(1_700_000_000_000)}
-	api := API{M: newManager(t, "k", NewMemStore(), c)}
-	req := kmsg.NewPtrCreateDelegationTokenRequest()
-	req.SetVersion(3)
-	req.OwnerPrincipalName = kmsg.StringPtr("bob")
-	resp, err := api.Handle(context.Background(), "User:alice", false, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := resp.(*kmsg.CreateDelegationTokenResponse)
-	if r.ErrorCode != 65 || r.IssueTimestamp != -1 || r.PrincipalName != "bob" || r.TokenRequesterPrincipalName != "alice" || r.TokenID != "" {
-		t.Fatalf("%+v", r)
-	}
-	d := kmsg.NewPtrDescribeDelegationTokenRequest()
-	resp, _ = api.Handle(context.Background(), "User:alice", true, d)
-	if resp.(*kmsg.DescribeDelegationTokenResponse).ErrorCode != 64 {
-		t.Fatal("describe from a token connection")
-	}
-	rn := kmsg.NewPtrRenewDelegationTokenRequest()
-	resp, _ = api.Handle(context.Background(), "User:alice", true, rn)
-	if rr := resp.(*kmsg.RenewDelegationTokenResponse); rr.ErrorCode != 64 || rr.ExpiryTimestamp != -1 {
-		t.Fatalf("%+v", rr)
-	}
-	resp, _ = api.Handle(context.Background(), "User:alice", false, rn)
-	if rr := resp.(*kmsg.RenewDelegationTokenResponse); rr.ErrorCode != 62 || rr.ExpiryTimestamp != 0 {
-		t.Fatalf("%+v", rr)
+	if _, err := rotated.Renew(alice, keep.HMAC, 0); err != ErrNotFound {
+		t.Fatalf("old hmac under a new key: %v", err)
 	}
 }

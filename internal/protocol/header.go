@@ -7,16 +7,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Key aliases for the APIs the proxy treats specially.
+// Key aliases for the APIs the proxy treats specially or answers itself.
 const (
-	KeyProduce          int16 = 0
-	KeyFetch            int16 = 1
-	KeyMetadata         int16 = 3
-	KeyFindCoordinator  int16 = 10
-	KeySASLHandshake    int16 = 17
-	KeyApiVersions      int16 = 18
-	KeySASLAuthenticate int16 = 36
-	KeyDescribeCluster  int16 = 60
+	KeyProduce                      int16 = 0
+	KeyFetch                        int16 = 1
+	KeyMetadata                     int16 = 3
+	KeyFindCoordinator              int16 = 10
+	KeySASLHandshake                int16 = 17
+	KeyApiVersions                  int16 = 18
+	KeySASLAuthenticate             int16 = 36
+	KeyCreateDelegationToken        int16 = 38
+	KeyRenewDelegationToken         int16 = 39
+	KeyExpireDelegationToken        int16 = 40
+	KeyDescribeDelegationToken      int16 = 41
+	KeyDescribeUserSCRAMCredentials int16 = 50
+	KeyAlterUserSCRAMCredentials    int16 = 51
+	KeyDescribeCluster              int16 = 60
 )
 
 // RequestHeader is a parsed Kafka request header (v1, or v2 when the API

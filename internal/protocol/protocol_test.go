@@ -222,3 +222,19 @@ func TestLooksLikeKafkaRequest(t *testing.T) {
 		t.Fatal("HTTP is not Kafka")
 	}
 }
+
+func TestKeyConstantsMatchKmsg(t *testing.T) {
+	for got, want := range map[int16]kmsg.Key{
+		KeyProduce: kmsg.Produce, KeyFetch: kmsg.Fetch, KeyMetadata: kmsg.Metadata,
+		KeyFindCoordinator: kmsg.FindCoordinator, KeySASLHandshake: kmsg.SASLHandshake,
+		KeyApiVersions: kmsg.ApiVersions, KeySASLAuthenticate: kmsg.SASLAuthenticate,
+		KeyCreateDelegationToken: kmsg.CreateDelegationToken, KeyRenewDelegationToken: kmsg.RenewDelegationToken,
+		KeyExpireDelegationToken: kmsg.ExpireDelegationToken, KeyDescribeDelegationToken: kmsg.DescribeDelegationToken,
+		KeyDescribeUserSCRAMCredentials: kmsg.DescribeUserSCRAMCredentials,
+		KeyAlterUserSCRAMCredentials:    kmsg.AlterUserSCRAMCredentials, KeyDescribeCluster: kmsg.DescribeCluster,
+	} {
+		if got != int16(want) {
+			t.Errorf("%s: constant %d, kmsg %d", kmsg.NameForKey(int16(want)), got, want)
+		}
+	}
+}

@@ -21,20 +21,18 @@ type UpstreamDialer interface {
 	Dial(ctx context.Context, principal string, node int32) (net.Conn, error)
 }
 
-// LocalHandler answers an API the proxy implements itself on authenticated
-// connections (delegation tokens, SCRAM admin) instead of forwarding it.
-// principal is "User:<name>"; tokenAuth tells whether the session logged in
-// with a delegation token. Kafka error codes travel in the response; an error
-// is an internal failure and closes the connection. Safe for concurrent use.
-type LocalHandler interface {
+// LocalAPIs answers the APIs the proxy implements itself on authenticated
+// connections (delegation tokens, SCRAM admin) instead of forwarding them.
+// Implementations must be safe for concurrent use.
+type LocalAPIs interface {
+	// Ranges lists the API keys and versions answered, which the proxy
+	// then advertises in ApiVersions.
+	Ranges() []rewrite.Range
+	// Handle answers one request parsed at a listed version. principal is
+	// "User:<name>"; tokenAuth tells whether the session logged in with a
+	// delegation token. Kafka error codes travel in the response; an error
+	// is an internal failure and closes the connection.
 	Handle(ctx context.Context, principal string, tokenAuth bool, req kmsg.Request) (kmsg.Response, error)
-}
-
-// LocalAPI registers a LocalHandler for one API key and version range,
-// which the proxy then advertises in ApiVersions.
-type LocalAPI struct {
-	Key, Min, Max int16
-	Handler       LocalHandler
 }
 
 // Options configures a Server. Zero values take the documented defaults in
@@ -76,8 +74,8 @@ type Options struct {
 	// name (routing.mode sni); names it does not match take the listener's
 	// own route.
 	RouteSNI func(serverName string) (node int32, ok bool)
-	// Local lists the APIs the proxy answers itself.
-	Local []LocalAPI
+	// Local answers the APIs the proxy implements itself; nil: none.
+	Local LocalAPIs
 	// ListenerName labels logs and metrics.
 	ListenerName string
 }

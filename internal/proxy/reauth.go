@@ -185,8 +185,8 @@ func (s *session) answerAPI(frame []byte) closeReason {
 	if err != nil {
 		return reasonProtocol
 	}
-	api := s.srv.local[h.Key]
-	if h.Version < api.Min || h.Version > api.Max {
+	r := s.srv.local[h.Key]
+	if h.Version < r.Min || h.Version > r.Max {
 		s.log.Info("request for an api version the proxy does not advertise; closing",
 			zap.Int16(logAPIKey, h.Key), zap.Int16(logAPIVersion, h.Version))
 		return reasonProtocol
@@ -197,7 +197,7 @@ func (s *session) answerAPI(frame []byte) closeReason {
 		s.log.Info("malformed request", zap.Int16(logAPIKey, h.Key), zap.Error(err))
 		return reasonProtocol
 	}
-	resp, err := api.Handler.Handle(s.ctx, s.principal, s.result.TokenAuthenticated, req)
+	resp, err := s.srv.opts.Local.Handle(s.ctx, s.principal, s.result.TokenAuthenticated, req)
 	if err != nil {
 		s.srv.opts.Metrics.LocalRequest(h.Key, "internal_error")
 		s.log.Error("local api failed", zap.Int16(logAPIKey, h.Key), zap.Error(err))

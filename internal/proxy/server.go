@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
@@ -21,7 +22,7 @@ import (
 type Server struct {
 	opts           Options
 	versions       *versionCache
-	local          map[int16]LocalAPI
+	local          map[int16]rewrite.Range // the versions Options.Local answers
 	backoff        *backoff
 	mechanismNames []string
 	chunks         sync.Pool // *[]byte of chunkSize+4
@@ -64,13 +65,15 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	var extra []rewrite.Range
-	local := map[int16]LocalAPI{}
-	for _, l := range o.Local {
-		if l.Handler == nil || l.Min < 0 || l.Max < l.Min || l.Max > protocol.MaxVersion(l.Key) {
-			return nil, fmt.Errorf("proxy: local API %d v%d-%d is not servable", l.Key, l.Min, l.Max)
+	local := map[int16]rewrite.Range{}
+	if o.Local != nil {
+		extra = o.Local.Ranges()
+	}
+	for _, l := range extra {
+		if _, dup := local[l.Key]; dup || l.Min < 0 || l.Max < l.Min || l.Max > protocol.MaxVersion(l.Key) {
+			return nil, fmt.Errorf("proxy: local API %s v%d-%d is not servable", kmsg.NameForKey(l.Key), l.Min, l.Max)
 		}
 		local[l.Key] = l
-		extra = append(extra, rewrite.Range{Key: l.Key, Min: l.Min, Max: l.Max})
 	}
 	s := &Server{
 		opts:      o,

@@ -1,0 +1,38 @@
+package localapi
+
+// AlterUserScramCredentials (key 51), version 0 (KIP-554): deletions and
+// upsertions from salted passwords, one result per user.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/credstore"
+	"github.com/scram-proxy/scram-proxy/internal/protocol"
+)
+
+func (a *APIs) alterUserSCRAMCredentials(c caller, r *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
+	dels := make([]credstore.Deletion, 0, len(r.Deletions))
+	for _, d := range r.Deletions {
+		dels = append(dels, credstore.Deletion{User: d.Name, Mechanism: d.Mechanism})
+	}
+	ups := make([]credstore.Upsertion, 0, len(r.Upsertions))
+	for _, u := range r.Upsertions {
+		ups = append(ups, credstore.Upsertion{User: u.Name, Mechanism: u.Mechanism, Iterations: u.Iterations,
+			Salt: u.Salt, SaltedPassword: u.SaltedPassword})
+	}
+	results, err := a.admin.Alter(c.principal, dels, ups)
+	if err != nil {
+		return nil, err
+	}
+	resp := kmsg.NewPtrAlterUserSCRAMCredentialsResponse()
+	for _, u := range results {
+		res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+		res.User = u.User
+		if u.Err != nil {
+			code, msg := scramError(protocol.KeyAlterUserSCRAMCredentials, u.User, u.Err)
+			res.ErrorCode, res.ErrorMessage = code, kmsg.StringPtr(msg)
+		}
+		resp.Results = append(resp.Results, res)
+	}
+	return resp, nil
+}

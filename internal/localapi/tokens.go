@@ -1,0 +1,40 @@
+package localapi
+
+// Helpers the delegation token handlers share.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+)
+
+// tokenCaller is the caller as the token manager sees it.
+func tokenCaller(c caller) (dtoken.Caller, error) {
+	p, err := dtoken.ParsePrincipal(c.principal)
+	if err != nil {
+		return dtoken.Caller{}, err
+	}
+	return dtoken.Caller{Principal: p, TokenAuthenticated: c.tokenAuth}, nil
+}
+
+// millis is a request's millisecond duration.
+func millis(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// expiryAnswer is the error code and expiry timestamp of a Renew or Expire
+// answer. As in Kafka, a refusal by the broker itself
+// (DELEGATION_TOKEN_REQUEST_NOT_ALLOWED) carries -1 and one by the
+// controller 0. failed is an error the request cannot be answered with.
+func expiryAnswer(expiry time.Time, err error) (code int16, timestamp int64, failed error) {
+	if err == nil {
+		return 0, expiry.UnixMilli(), nil
+	}
+	code, ok := tokenError(err)
+	switch {
+	case !ok:
+		return 0, 0, err
+	case errors.Is(err, dtoken.ErrRequestNotAllowed):
+		return code, -1, nil
+	}
+	return code, 0, nil
+}

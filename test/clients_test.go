@@ -114,7 +114,7 @@ func TestClientMatrix(t *testing.T) {
 		}
 	}
 	topics = append(topics, "m-franz-go-token")
-	e := startProxy(t, envOptions{topics: topics, extraYAML: tokenYAML(t, "")})
+	e := startProxy(t, envOptions{topics: topics, config: withTokens(t)})
 
 	results := map[string]map[string]string{}
 	record := func(client, feature string, ok bool) {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -19,7 +20,7 @@ import (
 // and produces, describe shows its iterations, delete ends its logins, and a
 // non super user is refused with 31.
 func TestSCRAMAdminAPIs(t *testing.T) {
-	e := startProxy(t, envOptions{topics: []string{"adm"}, extraYAML: tokenYAML(t, "")})
+	e := startProxy(t, envOptions{topics: []string{"adm"}, config: withTokens(t)})
 	ctx := ctxT(t, 60*time.Second)
 	admin := adminFor(t, e, scramAuth("admin"))
 	carol := scram.Auth{User: "carol", Pass: "carol-pass"}.AsSha512Mechanism()
@@ -127,7 +128,7 @@ func TestMSKSecretsDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("not a secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := startProxy(t, envOptions{topics: []string{"msk"}, extraYAML: "credentials_extra_secrets_dir: " + dir})
+	e := startProxy(t, envOptions{topics: []string{"msk"}, config: func(c *config.Config) { c.Credentials.SecretsDir = dir }})
 	grace := scram.Auth{User: "grace", Pass: "grace-pass"}.AsSha512Mechanism()
 	rec := &recorder{}
 	produceConsume(t, e, grace, "msk", 5, rec)

@@ -20,8 +20,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
@@ -132,11 +134,32 @@ type envOptions struct {
 	upstreamTLS bool
 	topics      []string
 	partitions  int32
-	mechanisms  []string
-	extraYAML   string
 	// kafka, when set, is the upstream instead of kfake: the proxy reaches
-	// its SASL_PLAINTEXT listeners as the super user "proxy" (kafkaUpstream).
+	// its SASL_PLAINTEXT listeners as the super user kafkaProxyUser.
 	kafka *kafkabed.Cluster
+	// config edits the proxy's configuration before it is written. The
+	// harness has set the listener (TLS with its certificate), both SCRAM
+	// mechanisms, a 100 ms failed-auth delay, the users file, the upstream
+	// (and the proxy's identity at a real Kafka), debug logging and the
+	// metrics address (see baseConfig).
+	config func(*config.Config)
+}
+
+// baseConfig is the configuration every integration proxy starts from:
+// TLS and SCRAM on port, the users of testUsers, upstream as the bootstrap
+// servers, debug logs in JSON, metrics off.
+func baseConfig(port int, certFile, keyFile, usersFile string, upstream ...string) config.Config {
+	c := config.Defaults()
+	c.Listener.Address = "127.0.0.1:" + strconv.Itoa(port)
+	c.Listener.AdvertisedAddress = "localhost:" + strconv.Itoa(port)
+	c.Listener.TLS.CertFile, c.Listener.TLS.KeyFile = certFile, keyFile
+	c.SASL.Mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
+	c.SASL.FailedAuthDelay = 100 * time.Millisecond
+	c.Credentials.File = usersFile
+	c.Upstream.BootstrapServers = upstream
+	c.Log = config.Log{Level: "debug", Format: "json"}
+	c.Metrics.Address = ""
+	return c
 }
 
 func freePort(t *testing.T) int {
@@ -194,14 +217,11 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	if o.partitions == 0 {
 		o.partitions = 3
 	}
-	if len(o.mechanisms) == 0 {
-		o.mechanisms = []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
-	}
 	watch := &upstreamWatch{} // detached unless kfake is the upstream
 	var cluster *kfake.Cluster
-	var upstream string
+	var upstream []string
 	if o.kafka != nil {
-		upstream = strings.Join(o.kafka.Bootstrap(kafkabed.SASLPlaintext), ", ")
+		upstream = o.kafka.Bootstrap(kafkabed.SASLPlaintext)
 		createKafkaTopics(t, o.kafka, o.partitions, o.topics)
 	} else {
 		opts := []kfake.Opt{kfake.NumBrokers(1),
@@ -221,7 +241,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		cluster, upstream = c, c.ListenAddrs()[0]
+		cluster, upstream = c, c.ListenAddrs()
 	}
 
 	dir := t.TempDir()
@@ -236,54 +256,16 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	usersFile := filepath.Join(dir, "users.yaml")
 	writeUsersFile(t, usersFile)
 	port, metricsPort := freePort(t), freePort(t)
-	saslExtra, rest := splitSASL(o.extraYAML)
-	upExtra := ""
-	if v, r, ok := strings.Cut(rest, "upstream_extra: |\n"); ok {
-		var block, after []string
-		lines := strings.Split(r, "\n")
-		i := 0
-		for ; i < len(lines) && strings.HasPrefix(lines[i], "  "); i++ {
-			block = append(block, lines[i])
-		}
-		after = lines[i:]
-		upExtra, rest = strings.Join(block, "\n"), v+strings.Join(after, "\n")
-	}
+	cfg := baseConfig(port, certFile, keyFile, usersFile, upstream...)
+	cfg.Metrics.Address = "127.0.0.1:" + strconv.Itoa(metricsPort)
 	if o.kafka != nil {
-		upExtra = kafkaUpstreamSASL + upExtra
+		cfg.Upstream.SASL = config.UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: kafkaProxyUser, Password: kafkaProxyPassword}
 	}
-	tlsEnabled := "true"
-	if v, r, ok := strings.Cut(rest, "listener_plaintext: true\n"); ok {
-		tlsEnabled, rest = "false", v+r
+	if o.config != nil {
+		o.config(&cfg)
 	}
-	credExtra := ""
-	if v, r, ok := strings.Cut(rest, "credentials_extra_secrets_dir: "); ok {
-		credExtra, rest = "  secrets_dir: "+strings.TrimSpace(r), v
-	}
-	cfg := fmt.Sprintf(`listener:
-  address: 127.0.0.1:%d
-  advertised_address: localhost:%d
-  tls:
-    enabled: %s
-    cert_file: %s
-    key_file: %s
-sasl:
-  mechanisms: [%s]
-  failed_auth_delay: 100ms
-%s
-credentials:
-  file: %s
-%s
-upstream:
-  bootstrap_servers: [%s]
-%s
-log:
-  level: debug
-  format: json
-metrics:
-  address: 127.0.0.1:%d
-%s`, port, port, tlsEnabled, certFile, keyFile, strings.Join(o.mechanisms, ", "), saslExtra, usersFile, credExtra, upstream, upExtra, metricsPort, rest)
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := testconfig.Write(cfgFile, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if o.upstreamTLS {
@@ -291,7 +273,7 @@ metrics:
 	}
 	e := &proxyEnv{
 		Addr: "localhost:" + strconv.Itoa(port), CAFile: caFile, CAPEM: ca.CAPEM,
-		Upstream: strings.Split(upstream, ", ")[0], Cluster: cluster, Watch: watch,
+		Upstream: upstream[0], Cluster: cluster, Watch: watch,
 		logs: &syncBuffer{}, configDir: dir, cfgFile: cfgFile, port: port,
 		MetricsAddr: "127.0.0.1:" + strconv.Itoa(metricsPort),
 	}
@@ -369,25 +351,6 @@ func (e *proxyEnv) stop(t *testing.T) {
 	if n := e.Watch.tlsSeen.Load(); n > 0 {
 		t.Errorf("%d client connection(s) reached the upstream directly: an upstream address leaked", n)
 	}
-}
-
-// splitSASL moves the keys of a "sasl:" section in extra into the harness's
-// own sasl section (YAML forbids the key twice).
-func splitSASL(extra string) (saslKeys, rest string) {
-	var in bool
-	var a, b []string
-	for _, line := range strings.Split(extra, "\n") {
-		switch {
-		case line == "sasl:":
-			in = true
-		case in && strings.HasPrefix(line, "  "):
-			a = append(a, line)
-		default:
-			in = false
-			b = append(b, line)
-		}
-	}
-	return strings.Join(a, "\n"), strings.Join(b, "\n")
 }
 
 func tail(s string, n int) string {

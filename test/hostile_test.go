@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/config"
 )
 
 // closedWithin reads until the peer closes; it fails if that takes longer
@@ -36,7 +38,7 @@ func closedWithin(t *testing.T, c net.Conn, d time.Duration, what string) {
 // while a good client keeps producing; the proxy stays up and the good
 // client's records all arrive.
 func TestHostileInput(t *testing.T) {
-	e := startProxy(t, envOptions{topics: []string{"good"}, extraYAML: "sasl:\n  auth_timeout: 2s\n"})
+	e := startProxy(t, envOptions{topics: []string{"good"}, config: func(c *config.Config) { c.SASL.AuthTimeout = 2 * time.Second }})
 	tlsCfg := e.clientTLS(t)
 
 	// The good client produces throughout.
@@ -187,7 +189,7 @@ func TestHostileInput(t *testing.T) {
 // TestTLSToPlaintextListener: a TLS client on a plaintext (SASL_PLAINTEXT)
 // listener is closed and named in the log.
 func TestTLSToPlaintextListener(t *testing.T) {
-	e := startProxy(t, envOptions{extraYAML: "listener_plaintext: true\n"})
+	e := startProxy(t, envOptions{config: func(c *config.Config) { c.Listener.TLS.Enabled = false }})
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(e.port))
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +228,7 @@ func TestUpstreamRestartMidProduce(t *testing.T) {
 	first := startKfake()
 	cl := &cluster3{c: first, watch: &upstreamWatch{}, dir: t.TempDir()}
 	cl.initFiles(t)
-	e := cl.launch(t, "restart", freePort(t), "127.0.0.1:"+strconv.Itoa(port), "")
+	e := cl.launch(t, "restart", freePort(t), "127.0.0.1:"+strconv.Itoa(port), nil)
 	client, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
 		kgo.DefaultProduceTopic("restart"), kgo.RecordDeliveryTimeout(30*time.Second))
 	if err != nil {
@@ -296,7 +298,7 @@ func TestUpstreamUnreachableAtStart(t *testing.T) {
 	cl.initFiles(t)
 	metrics := freePort(t)
 	e := cl.launch(t, "down", freePort(t), "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"metrics:\n  address: 127.0.0.1:"+strconv.Itoa(metrics)+"\n")
+		func(c *config.Config) { c.Metrics.Address = "127.0.0.1:" + strconv.Itoa(metrics) })
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(e.logs.String(), "upstream not reachable yet") {
 		if time.Now().After(deadline) {

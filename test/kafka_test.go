@@ -23,7 +23,6 @@ import (
 const (
 	kafkaProxyUser     = "proxy"
 	kafkaProxyPassword = "proxy-secret"
-	kafkaUpstreamSASL  = "  sasl: {mechanism: SCRAM-SHA-512, username: " + kafkaProxyUser + ", password: " + kafkaProxyPassword + "}\n"
 )
 
 // kafkaBeds are the real-Kafka clusters of this test binary, one per node

@@ -95,7 +95,7 @@ func TestMetricsAndHealth(t *testing.T) {
 // TestSIGTERMDrain: SIGTERM during a steady produce; every acknowledged
 // record is in the upstream and the proxy exits within its bound.
 func TestSIGTERMDrain(t *testing.T) {
-	e := startProxy(t, envOptions{topics: []string{"drain"}, extraYAML: "shutdown:\n  timeout: 10s\n"})
+	e := startProxy(t, envOptions{topics: []string{"drain"}, config: func(c *config.Config) { c.Shutdown.Timeout = 10 * time.Second }})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
 		kgo.DefaultProduceTopic("drain"), kgo.RequestRetries(0), kgo.RecordRetries(0), kgo.DisableIdempotentWrite(),
 		kgo.ProducerLinger(5*time.Millisecond))

@@ -16,7 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 )
 
 // cluster3 is a three-broker kfake cluster (node ids 0, 1, 2) with a
@@ -75,24 +77,16 @@ func (cl *cluster3) initFiles(t *testing.T) {
 	writeUsersFile(t, cl.users)
 }
 
-// launch runs one proxy process listening on port with the routing YAML.
-func (cl *cluster3) launch(t *testing.T, name string, port int, bootstrap, routing string) *proxyEnv {
+// launch runs one proxy process listening on port and forwarding to
+// bootstrap; edit, when not nil, changes its configuration (see baseConfig).
+func (cl *cluster3) launch(t *testing.T, name string, port int, bootstrap string, edit func(*config.Config)) *proxyEnv {
 	t.Helper()
-	cfg := fmt.Sprintf(`listener:
-  address: 127.0.0.1:%d
-  advertised_address: localhost:%d
-  tls: {enabled: true, cert_file: %s, key_file: %s}
-sasl:
-  mechanisms: [SCRAM-SHA-512]
-credentials:
-  file: %s
-upstream:
-  bootstrap_servers: [%s]
-log:
-  level: debug
-%s`, port, port, cl.files[1], cl.files[2], cl.users, bootstrap, withMetricsOff(routing))
+	cfg := baseConfig(port, cl.files[1], cl.files[2], cl.users, bootstrap)
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfgFile := filepath.Join(cl.dir, name+".yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := testconfig.Write(cfgFile, cfg); err != nil {
 		t.Fatal(err)
 	}
 	e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: cl.files[0], CAPEM: cl.ca.CAPEM,
@@ -103,15 +97,12 @@ log:
 	return e
 }
 
-func (cl *cluster3) upstreams() []string { return cl.c.ListenAddrs() }
-
-// withMetricsOff turns the metrics server off unless extra configures it.
-func withMetricsOff(extra string) string {
-	if strings.Contains(extra, "metrics:") {
-		return extra
-	}
-	return extra + "metrics:\n  address: \"\"\n"
+// routed sets the routing section.
+func routed(r config.Routing) func(*config.Config) {
+	return func(c *config.Config) { c.Routing = r }
 }
+
+func (cl *cluster3) upstreams() []string { return cl.c.ListenAddrs() }
 
 // exercise produces to all six partitions and consumes them in a group,
 // moves a partition's leader and produces again, and checks nothing upstream
@@ -151,16 +142,15 @@ func TestRoutingSidecar(t *testing.T) {
 	cl := startCluster3(t, "side")
 	ups := cl.upstreams()
 	var ports [3]int
-	var brokers []string
+	routing := config.Routing{Mode: "sidecar", Brokers: map[string]string{}}
 	for i := range ports {
 		ports[i] = freePort(t)
-		brokers = append(brokers, fmt.Sprintf("%q: localhost:%d", strconv.Itoa(i), ports[i]))
+		routing.Brokers[strconv.Itoa(i)] = "localhost:" + strconv.Itoa(ports[i])
 	}
-	routing := "routing:\n  mode: sidecar\n  brokers: {" + strings.Join(brokers, ", ") + "}\n"
 	var allowed []string
 	for i := range ports {
 		// Each proxy forwards only to its own broker.
-		cl.launch(t, "side"+strconv.Itoa(i), ports[i], ups[i], routing)
+		cl.launch(t, "side"+strconv.Itoa(i), ports[i], ups[i], routed(routing))
 		allowed = append(allowed, "localhost:"+strconv.Itoa(ports[i]))
 	}
 	cl.exercise(t, allowed[0], allowed, "side")
@@ -171,8 +161,8 @@ func TestRoutingPortPerBroker(t *testing.T) {
 	cl := startCluster3(t, "ppb")
 	port := freePort(t)
 	base := portBlock(t, 4) // nodes 0-2, and 3 added below
-	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
-	e := cl.launch(t, "ppb", port, cl.upstreams()[0], routing)
+	routing := config.Routing{Mode: "port-per-broker", BrokerPortBase: base, AdvertisedHost: "localhost"}
+	e := cl.launch(t, "ppb", port, cl.upstreams()[0], routed(routing))
 	allowed := []string{e.Addr}
 	for i := 0; i < 4; i++ {
 		allowed = append(allowed, "localhost:"+strconv.Itoa(base+i))
@@ -200,8 +190,8 @@ func TestRoutingPortPerBroker(t *testing.T) {
 func TestRoutingSNI(t *testing.T) {
 	cl := startCluster3(t, "sni")
 	port := freePort(t)
-	routing := "routing:\n  mode: sni\n  sni_host_pattern: b{id}.kafka.test\n"
-	e := cl.launch(t, "sni", port, cl.upstreams()[0], routing)
+	routing := config.Routing{Mode: "sni", SNIHostPattern: "b{id}.kafka.test"}
+	e := cl.launch(t, "sni", port, cl.upstreams()[0], routed(routing))
 	allowed := []string{e.Addr}
 	for i := 0; i < 3; i++ {
 		allowed = append(allowed, fmt.Sprintf("b%d.kafka.test:%d", i, port))
@@ -248,9 +238,10 @@ func TestRoutingFetchNodeEndpoints(t *testing.T) {
 	port := freePort(t)
 	base := portBlock(t, 6) // nodes 0-2 for each of the two proxies
 	plainBase := base + 3
-	routing := fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", base)
-	plain := cl.launch(t, "kip951-off", freePort(t), cl.upstreams()[0], fmt.Sprintf("routing:\n  mode: port-per-broker\n  broker_port_base: %d\n  advertised_host: localhost\n", plainBase))
-	e := cl.launch(t, "kip951", port, cl.upstreams()[0], routing+"  fetch_node_endpoints: true\n")
+	plain := cl.launch(t, "kip951-off", freePort(t), cl.upstreams()[0],
+		routed(config.Routing{Mode: "port-per-broker", BrokerPortBase: plainBase, AdvertisedHost: "localhost"}))
+	e := cl.launch(t, "kip951", port, cl.upstreams()[0],
+		routed(config.Routing{Mode: "port-per-broker", BrokerPortBase: base, AdvertisedHost: "localhost", FetchNodeEndpoints: true}))
 
 	tlsCfg, _ := tlsutil.ClientConfig(cl.ca.CAPEM, "")
 	fetchMax := func(addr string) int16 {

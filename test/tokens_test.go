@@ -14,15 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/scram-proxy/scram-proxy/internal/config"
 )
 
-func tokenYAML(t *testing.T, extra string) string {
-	return `delegation_tokens:
-  master_key: integration-master-key
-authorization:
-  super_users: ["User:admin"]
-state:
-  dir: ` + filepath.Join(t.TempDir(), "state") + "\n" + extra
+// withTokens turns delegation tokens on: a master key, admin as a super
+// user, and a state directory for the tokens.
+func withTokens(t *testing.T) func(*config.Config) {
+	dir := filepath.Join(t.TempDir(), "state")
+	return func(c *config.Config) {
+		c.Tokens.MasterKey = "integration-master-key"
+		c.Authz.SuperUsers = []string{"User:admin"}
+		c.State.Dir = dir
+	}
 }
 
 func adminFor(t *testing.T, e *proxyEnv, mech sasl.Mechanism) *kadm.Client {
@@ -51,7 +55,7 @@ func ping(t *testing.T, e *proxyEnv, mech sasl.Mechanism) error {
 // TestDelegationTokenLifecycle is issue 5's acceptance flow with kadm and a
 // franz-go IsToken login, across a proxy restart.
 func TestDelegationTokenLifecycle(t *testing.T) {
-	e := startProxy(t, envOptions{topics: []string{"tok"}, extraYAML: tokenYAML(t, "")})
+	e := startProxy(t, envOptions{topics: []string{"tok"}, config: withTokens(t)})
 	ctx := ctxT(t, 90*time.Second)
 	alice := adminFor(t, e, scramAuth("alice"))
 	tok, err := alice.CreateDelegationToken(ctx, kadm.CreateDelegationToken{})
@@ -119,7 +123,7 @@ func TestReauthentication(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 20 s")
 	}
-	e := startProxy(t, envOptions{topics: []string{"reauth"}, extraYAML: "sasl:\n  max_reauth: 5s\n"})
+	e := startProxy(t, envOptions{topics: []string{"reauth"}, config: func(c *config.Config) { c.SASL.MaxReauth = 5 * time.Second }})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
 		kgo.DefaultProduceTopic("reauth"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 )
 
@@ -36,13 +37,20 @@ func upstreamTLS(t *testing.T) (kfake.Opt, string) {
 	return kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), caFile
 }
 
+// upstreamSuperUser is the identity the proxy presents to a kfake upstream
+// that requires SASL (kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret")).
+func upstreamSuperUser() config.UpstreamSASL {
+	return config.UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: "proxy", Password: "proxy-secret"}
+}
+
 func TestUpstreamTLSAndSCRAM(t *testing.T) {
 	tlsOpt, caFile := upstreamTLS(t)
 	e := startProxy(t, envOptions{topics: []string{"sec"}, upstreamTLS: true,
 		kfakeOpts: []kfake.Opt{tlsOpt, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret")},
-		extraYAML: "upstream_extra: |\n" +
-			"  tls: {enabled: true, ca_file: " + caFile + "}\n" +
-			"  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n"})
+		config: func(c *config.Config) {
+			c.Upstream.TLS = config.UpstreamTLS{Enabled: true, CAFile: caFile}
+			c.Upstream.SASL = upstreamSuperUser()
+		}})
 	rec := &recorder{}
 	produceConsume(t, e, scramAuth("alice"), "sec", 10, rec)
 	rec.check(t, e)
@@ -62,13 +70,15 @@ func TestUpstreamIdentityMapping(t *testing.T) {
 			kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"),
 			kfake.User("SCRAM-SHA-512", "up-a", "pass-a", allow("ta")),
 			kfake.User("SCRAM-SHA-512", "up-b", "pass-b", allow("tb"))},
-		extraYAML: "upstream_extra: |\n" +
-			"  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n" +
-			"  identities:\n" +
-			"    - principals: [\"User:alice\"]\n" +
-			"      sasl: {mechanism: SCRAM-SHA-512, username: up-a, password: pass-a}\n" +
-			"    - principals: [\"User:b*\"]\n" +
-			"      sasl: {mechanism: SCRAM-SHA-512, username: up-b, password_file: " + pwFile + "}\n"})
+		config: func(c *config.Config) {
+			c.Upstream.SASL = upstreamSuperUser()
+			c.Upstream.Identities = []config.Identity{
+				{Principals: []string{"User:alice"},
+					SASL: config.UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: "up-a", Password: "pass-a"}},
+				{Principals: []string{"User:b*"},
+					SASL: config.UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: "up-b", PasswordFile: pwFile}},
+			}
+		}})
 	produce := func(user, topic string) error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth(user)), kgo.DialTLSConfig(e.clientTLS(t)),
 			kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
@@ -135,7 +145,7 @@ func TestUpstreamReauthentication(t *testing.T) {
 	e := startProxy(t, envOptions{topics: []string{"ura"},
 		kfakeOpts: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"),
 			kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "2000"})},
-		extraYAML: "upstream_extra: |\n  sasl: {mechanism: SCRAM-SHA-512, username: proxy, password: proxy-secret}\n"})
+		config: func(c *config.Config) { c.Upstream.SASL = upstreamSuperUser() }})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
 		kgo.DefaultProduceTopic("ura"))
 	if err != nil {

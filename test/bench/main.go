@@ -33,9 +33,11 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	xscram "github.com/xdg-go/scram"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 )
 
 const (
@@ -352,19 +354,17 @@ func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pi
 	// until a profile is requested.
 	port := freePort()
 	debug = "127.0.0.1:" + strconv.Itoa(freePort())
-	metrics := debug + ", pprof: true"
-	cfg := fmt.Sprintf(`listener:
-  address: 127.0.0.1:%d
-  advertised_address: localhost:%d
-  max_connections: 20000
-  tls: {enabled: true, cert_file: %s, key_file: %s}
-credentials: {file: %s}
-upstream: {bootstrap_servers: [%s]}
-metrics: {address: %s}
-log: {level: warn}
-`, port, port, certFile, keyFile, users, upstream, metrics)
+	cfg := config.Defaults()
+	cfg.Listener.Address = "127.0.0.1:" + strconv.Itoa(port)
+	cfg.Listener.AdvertisedAddress = "localhost:" + strconv.Itoa(port)
+	cfg.Listener.MaxConnections = 20000
+	cfg.Listener.TLS.CertFile, cfg.Listener.TLS.KeyFile = certFile, keyFile
+	cfg.Credentials.File = users
+	cfg.Upstream.BootstrapServers = []string{upstream}
+	cfg.Metrics = config.Metrics{Address: debug, Pprof: true}
+	cfg.Log.Level = "warn"
 	cfgFile := filepath.Join(dir, "proxy.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := testconfig.Write(cfgFile, cfg); err != nil {
 		return "", "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "--config", cfgFile)

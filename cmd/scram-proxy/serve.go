@@ -437,6 +437,7 @@ func buildTokens(cfg config.Config, db *state.DB, log *zap.Logger) (*dtoken.Mana
 		MaxLifetime:   cfg.Tokens.MaxLifetime,
 		ExpiryTime:    cfg.Tokens.ExpiryTime,
 		CheckInterval: cfg.Tokens.ExpiryCheckInterval,
+		MaxPerOwner:   cfg.Tokens.MaxPerOwner,
 		Store:         db, // validation guarantees state.dir when tokens are on
 		SuperUsers:    cfg.Authz.SuperUsers,
 	})

@@ -67,6 +67,9 @@ type Tokens struct {
 	MaxLifetime         time.Duration `mapstructure:"max_lifetime"`
 	ExpiryTime          time.Duration `mapstructure:"expiry_time"`
 	ExpiryCheckInterval time.Duration `mapstructure:"expiry_check_interval"`
+	// MaxPerOwner bounds the live tokens one owner may hold; one more is
+	// refused with POLICY_VIOLATION. The proxy's own: Kafka has no limit.
+	MaxPerOwner int `mapstructure:"max_per_owner"`
 }
 
 // Enabled reports whether any key source is set.
@@ -196,6 +199,7 @@ func Defaults() Config {
 			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms
 			ExpiryCheckInterval: time.Hour,          // delegation.token.expiry.check.interval.ms
+			MaxPerOwner:         100,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}

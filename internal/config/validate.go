@@ -87,6 +87,7 @@ func (c Config) Validate() error {
 		{"listener.max_connections", c.Listener.MaxConnections, 1, 1 << 20},
 		{"listener.max_request_size", c.Listener.MaxRequestSize, 1 << 10, 1 << 30},
 		{"sasl.max_receive_size", c.SASL.MaxReceiveSize, 1 << 10, 16 << 20},
+		{"delegation_tokens.max_per_owner", c.Tokens.MaxPerOwner, 1, 1 << 20},
 	} {
 		if b.val < b.min || b.val > b.max {
 			bad(b.key, "%d is outside %d..%d", b.val, b.min, b.max)

@@ -2,6 +2,7 @@ package dtoken
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -23,7 +24,12 @@ type Options struct {
 	MaxLifetime   time.Duration // delegation.token.max.lifetime.ms, default 7 d
 	ExpiryTime    time.Duration // delegation.token.expiry.time.ms, default 24 h
 	CheckInterval time.Duration // delegation.token.expiry.check.interval.ms, default 1 h
-	Store         TokenStore    // default: in memory
+	// MaxPerOwner bounds the live tokens one owner may hold (default
+	// DefaultMaxPerOwner); creating one more is ErrTooManyTokens. Kafka
+	// has no such limit: every token costs key derivations, a disk sync
+	// and memory, so an unbounded number is a way to exhaust them.
+	MaxPerOwner int
+	Store       TokenStore // default: in memory
 	// SuperUsers ("User:admin") may create tokens for other owners and
 	// describe every token.
 	SuperUsers []string
@@ -33,21 +39,36 @@ type Options struct {
 	_ struct{}
 }
 
+// DefaultMaxPerOwner is Options.MaxPerOwner's default.
+const DefaultMaxPerOwner = 100
+
 // entry is a cached token: its metadata plus what is derived from the key.
+// info and hmac are guarded by Manager.mu; creds by the entry's own mu, so
+// a derivation at first login never holds the manager's lock.
 type entry struct {
-	info  Info
-	hmac  []byte
-	creds map[sasl.Mechanism]sasl.Credential
+	info Info
+	hmac []byte
+
+	mu    sync.Mutex
+	creds map[sasl.Mechanism]sasl.Credential // parsed or derived on first use
 }
 
 // Manager owns the token cache. It is safe for concurrent use.
 type Manager struct {
-	o     Options
-	super map[Principal]bool
+	o        Options
+	super    map[Principal]bool
+	keyCheck []byte
 
-	mu     sync.RWMutex
-	byID   map[string]*entry
-	byHMAC map[string]string // base64(hmac) → id
+	// createMu serializes Create: the owner's count is checked and the
+	// token persisted as one step, so parallel requests cannot overshoot
+	// MaxPerOwner, and a flood of creates runs their key derivations one
+	// at a time. Logins and the other operations never wait for it.
+	createMu sync.Mutex
+
+	mu      sync.RWMutex
+	byID    map[string]*entry
+	byHMAC  map[string]string             // base64(hmac) → id
+	byOwner map[Principal]map[string]bool // owner → ids
 }
 
 // The refusals of the token operations, in the orders Kafka checks them.
@@ -71,9 +92,20 @@ var (
 	ErrExpired = errors.New("dtoken: token expired")
 	// ErrInvalidPrincipalType: a renewer is not a User [INVALID_PRINCIPAL_TYPE].
 	ErrInvalidPrincipalType = errors.New("dtoken: renewers must be User principals")
+	// ErrTooManyTokens: the owner already holds MaxPerOwner live tokens
+	// [POLICY_VIOLATION]. Kafka has no token limit and so no error for
+	// it; POLICY_VIOLATION ("Request parameters do not satisfy the
+	// configured policy") is the closest: a configured rule refused the
+	// request, and clients treat it as final (PolicyViolationException is
+	// not retriable), where THROTTLING_QUOTA_EXCEEDED would invite retries
+	// that cannot succeed until one of the owner's tokens expires.
+	ErrTooManyTokens = errors.New("dtoken: the owner holds the most live tokens allowed (delegation_tokens.max_per_owner)")
 )
 
-// New loads the persisted tokens, recomputing their HMACs and credentials.
+// New loads the persisted tokens' metadata. It derives nothing: each
+// token's SCRAM credentials were stored when it was issued and are parsed at
+// its first login (or derived then, for records without them), so start-up
+// costs one HMAC per token, not key derivations.
 func New(o Options) (*Manager, error) {
 	if o.MaxLifetime <= 0 {
 		o.MaxLifetime = 7 * 24 * time.Hour
@@ -93,7 +125,11 @@ func New(o Options) (*Manager, error) {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
-	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{}}
+	if o.MaxPerOwner <= 0 {
+		o.MaxPerOwner = DefaultMaxPerOwner
+	}
+	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{},
+		byOwner: map[Principal]map[string]bool{}}
 	for _, s := range o.SuperUsers {
 		p, err := ParsePrincipal(s)
 		if err != nil {
@@ -104,16 +140,13 @@ func New(o Options) (*Manager, error) {
 	if !m.Enabled() {
 		return m, nil
 	}
+	m.keyCheck = keyCheck(o.SecretKey)
 	infos, err := o.Store.LoadTokens()
 	if err != nil {
 		return nil, fmt.Errorf("load delegation tokens: %w", err)
 	}
 	for _, i := range infos {
-		e, err := m.newEntry(i)
-		if err != nil {
-			return nil, err
-		}
-		m.add(e)
+		m.add(&entry{info: i, hmac: HMAC(o.SecretKey, i.ID)})
 	}
 	return m, nil
 }
@@ -128,24 +161,55 @@ func (m *Manager) Len() int {
 	return len(m.byID)
 }
 
-// newEntry derives the HMAC and one SCRAM credential per mechanism with a
-// fresh salt and 4096 iterations, password base64(HMAC)
+// deriveCredentials derives one SCRAM credential per mechanism with a fresh
+// salt and 4096 iterations, password base64(HMAC)
 // (DelegationTokenManager.prepareScramCredentials).
-func (m *Manager) newEntry(i Info) (*entry, error) {
-	e := &entry{info: i, hmac: HMAC(m.o.SecretKey, i.ID), creds: map[sasl.Mechanism]sasl.Credential{}}
-	password := base64.StdEncoding.EncodeToString(e.hmac)
+func (m *Manager) deriveCredentials(hmac []byte) (map[sasl.Mechanism]sasl.Credential, error) {
+	creds := map[sasl.Mechanism]sasl.Credential{}
 	for _, mech := range sasl.Mechanisms() {
-		salt, err := kafkaSalt(m.o.Rand)
+		c, err := m.derive(hmac, mech)
 		if err != nil {
 			return nil, err
 		}
-		c, err := sasl.DeriveCredential(mech, password, salt, sasl.MinIterations)
-		if err != nil {
-			return nil, err
-		}
-		e.creds[mech] = c
+		creds[mech] = c
 	}
-	return e, nil
+	return creds, nil
+}
+
+func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, error) {
+	salt, err := kafkaSalt(m.o.Rand)
+	if err != nil {
+		return sasl.Credential{}, err
+	}
+	return sasl.DeriveCredential(mech, base64.StdEncoding.EncodeToString(hmac), salt, sasl.MinIterations)
+}
+
+// credential returns e's credential for mech: parsed from the stored form
+// when info (e's metadata, read under the manager's lock) has one derived
+// under the current key, else derived now (once per token and process: a
+// record from an older version, or a key change). Safe for concurrent use;
+// the manager's lock is not held.
+func (m *Manager) credential(e *entry, info Info, mech sasl.Mechanism) (sasl.Credential, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.creds[mech]; ok {
+		return c, nil
+	}
+	if e.creds == nil {
+		e.creds = map[sasl.Mechanism]sasl.Credential{}
+	}
+	if form, ok := info.Credentials[mech]; ok && hmac.Equal(info.KeyCheck, m.keyCheck) {
+		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
+			e.creds[mech] = c
+			return c, nil
+		}
+	}
+	c, err := m.derive(e.hmac, mech)
+	if err != nil {
+		return sasl.Credential{}, err
+	}
+	e.creds[mech] = c
+	return c, nil
 }
 
 // kafkaSalt is ScramFormatter.secureRandomBytes: the UTF-8 bytes of a random
@@ -164,6 +228,12 @@ func (m *Manager) add(e *entry) {
 	defer m.mu.Unlock()
 	m.byID[e.info.ID] = e
 	m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = e.info.ID
+	ids := m.byOwner[e.info.Owner]
+	if ids == nil {
+		ids = map[string]bool{}
+		m.byOwner[e.info.Owner] = ids
+	}
+	ids[e.info.ID] = true
 }
 
 func (m *Manager) remove(id string) {
@@ -173,21 +243,46 @@ func (m *Manager) remove(id string) {
 	}
 	delete(m.byID, id)
 	delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+	delete(m.byOwner[e.info.Owner], id)
+	if len(m.byOwner[e.info.Owner]) == 0 {
+		delete(m.byOwner, e.info.Owner)
+	}
+}
+
+// live counts owner's tokens that have not expired (expired ones await the
+// sweep and do not count).
+func (m *Manager) live(owner Principal, now time.Time) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for id := range m.byOwner[owner] {
+		if !m.byID[id].info.expired(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // LookupToken implements sasl.TokenLookup for tokenauth logins.
 func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string) (sasl.TokenCredential, error) {
+	if !m.Enabled() || mech.HashSize() == 0 {
+		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
+	}
 	m.mu.RLock()
-	defer m.mu.RUnlock()
 	e, ok := m.byID[id]
+	var info Info
+	if ok {
+		info = e.info
+	}
+	m.mu.RUnlock()
 	if !ok {
 		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
 	}
-	c, ok := e.creds[mech]
-	if !ok {
-		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
+	c, err := m.credential(e, info, mech)
+	if err != nil {
+		return sasl.TokenCredential{}, fmt.Errorf("token credential: %w", err)
 	}
-	return sasl.TokenCredential{Credential: c, OwnerName: e.info.Owner.Name, Expiry: e.info.Expiry, MaxExpiry: e.info.Max}, nil
+	return sasl.TokenCredential{Credential: c, OwnerName: info.Owner.Name, Expiry: info.Expiry, MaxExpiry: info.Max}, nil
 }
 
 // Caller is who sends a token request.
@@ -211,7 +306,9 @@ type Created struct {
 
 // Create issues a token (CreateDelegationToken, KRaft order:
 // ErrRequestNotAllowed, ErrUnauthorized, ErrInvalidPrincipalType,
-// ErrDisabled). ownerName "" means the caller owns it.
+// ErrDisabled; then the proxy's own ErrTooManyTokens). ownerName "" means
+// the caller owns it. The token's SCRAM credentials are derived here, once,
+// and stored with it.
 func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Principal, maxLifetime time.Duration) (Created, error) {
 	owner := c.Principal
 	if ownerName != "" {
@@ -231,7 +328,12 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	case !m.Enabled():
 		return out, ErrDisabled
 	}
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
 	now := m.o.Now()
+	if m.live(owner, now) >= m.o.MaxPerOwner {
+		return out, ErrTooManyTokens
+	}
 	life := m.o.MaxLifetime
 	if maxLifetime > 0 {
 		life = min(maxLifetime, m.o.MaxLifetime)
@@ -241,12 +343,17 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 		return out, err
 	}
 	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
-		Issue: now, Max: now.Add(life)}
+		Issue: now, Max: now.Add(life), KeyCheck: m.keyCheck}
 	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
-	e, err := m.newEntry(info)
-	if err != nil {
+	e := &entry{hmac: HMAC(m.o.SecretKey, id)}
+	if e.creds, err = m.deriveCredentials(e.hmac); err != nil {
 		return out, err
 	}
+	info.Credentials = map[sasl.Mechanism]string{}
+	for mech, c := range e.creds {
+		info.Credentials[mech] = c.StoredForm()
+	}
+	e.info = info
 	if err := m.o.Store.PutToken(info); err != nil {
 		return out, fmt.Errorf("persist delegation token: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
 // Principal is a Kafka principal, "Type:Name".
@@ -37,6 +39,16 @@ type Info struct {
 	Issue     time.Time   `json:"issue"`
 	Expiry    time.Time   `json:"expiry"`
 	Max       time.Time   `json:"max"`
+
+	// Credentials are the token's SCRAM credentials in Kafka's stored form
+	// (salt, StoredKey, ServerKey, iterations; never the HMAC, which is
+	// the password), derived once when the token is issued so that a start
+	// with many tokens derives nothing. KeyCheck names the secret key they
+	// were derived under (keyCheck); after the key changes they no longer
+	// apply and the token's credential is derived again, at its first
+	// login. Records without them (older versions) are handled the same way.
+	Credentials map[sasl.Mechanism]string `json:"scram_credentials,omitempty"`
+	KeyCheck    []byte                    `json:"key_check,omitempty"`
 }
 
 // expired follows Kafka's sweep rule: past its max timestamp or its expiry.
@@ -56,6 +68,12 @@ func (i Info) ownerOrRenewer(p Principal) bool {
 		}
 	}
 	return false
+}
+
+// keyCheck fingerprints a secret key, so that stored token credentials can
+// be matched to the key they were derived under without revealing it.
+func keyCheck(secret string) []byte {
+	return HMAC(secret, "scram-proxy token credentials")[:16]
 }
 
 // HMAC is HMAC-SHA512 over the UTF-8 token id, keyed with the UTF-8 secret

@@ -28,6 +28,7 @@ func tokenError(err error) (code int16, ok bool) {
 		{dtoken.ErrUnauthorized, kerr.DelegationTokenAuthorizationFailed},
 		{dtoken.ErrExpired, kerr.DelegationTokenExpired},
 		{dtoken.ErrInvalidPrincipalType, kerr.InvalidPrincipalType},
+		{dtoken.ErrTooManyTokens, kerr.PolicyViolation},
 	} {
 		if errors.Is(err, m.err) {
 			return m.kerr.Code, true

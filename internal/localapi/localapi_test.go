@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
@@ -193,5 +194,36 @@ func TestScramAdminAnswers(t *testing.T) {
 	aresp, _ := a.Handle(ctx, "User:bob", false, alter)
 	if ar := aresp.(*kmsg.AlterUserSCRAMCredentialsResponse).Results; len(ar) != 9 || ar[0].User != "" || ar[1].User != "badmech" || ar[0].ErrorCode != 31 {
 		t.Fatalf("alter denied: %+v", ar)
+	}
+}
+
+// TestTokenLimitAnswersPolicyViolation: one token over the owner's limit is
+// answered with POLICY_VIOLATION (44) and the broker-refusal timestamps.
+func TestTokenLimitAnswersPolicyViolation(t *testing.T) {
+	tokens, err := dtoken.New(dtoken.Options{SecretKey: "k", MaxPerOwner: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := credstore.NewAdmin(credstore.NewStore(nil), credstore.NewMemUsers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(tokens, admin)
+	var codes []int16
+	for range 2 {
+		req := kmsg.NewPtrCreateDelegationTokenRequest()
+		req.SetVersion(3)
+		resp, err := a.Handle(context.Background(), "User:alice", false, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := resp.(*kmsg.CreateDelegationTokenResponse)
+		codes = append(codes, r.ErrorCode)
+		if r.ErrorCode != 0 && (r.IssueTimestamp != -1 || r.TokenID != "" || len(r.HMAC) != 0) {
+			t.Errorf("refusal carries a token: %+v", r)
+		}
+	}
+	if codes[0] != 0 || codes[1] != kerr.PolicyViolation.Code {
+		t.Fatalf("codes %v, want [0 %d]", codes, kerr.PolicyViolation.Code)
 	}
 }

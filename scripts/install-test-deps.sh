@@ -45,9 +45,12 @@ else
   missing+=(python3-kafka)
 fi
 if py_has confluent_kafka; then
-  echo "present: python3-confluent-kafka ($(/usr/bin/python3 -c 'import confluent_kafka as c; print(c.version()[0] + ", librdkafka " + c.libversion()[0])'))"
+  echo "present: python3-confluent-kafka ($(/usr/bin/python3 -c 'import confluent_kafka as c; print(c.__version__ + ", librdkafka " + c.libversion()[0])'))"
 else
   missing+=(python3-confluent-kafka)
+fi
+if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3-venv)
 fi
 if ! command -v javac >/dev/null || ! java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then
   missing+=(openjdk-17-jdk-headless)
@@ -86,6 +89,22 @@ else
   echo "installing: kafkajs (npm ci in $js)"
   (cd "$js" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 fi
+
+# Current kafka-python and confluent-kafka from PyPI, pinned by
+# test/clients/requirements.txt, in a virtual environment that records the
+# requirements it was made from (the tests check them).
+cache="${SCRAM_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scram-proxy}"
+venv="$cache/pyvenv"
+req=test/clients/requirements.txt
+if ! cmp -s "$req" "$venv/requirements.txt" || ! "$venv/bin/python" -c 'import kafka, confluent_kafka' 2>/dev/null; then
+  echo "installing: $(grep -v '^#' "$req" | xargs) (PyPI, venv $venv)"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-input -r "$req"
+  cp "$req" "$venv/requirements.txt"
+fi
+echo "present: $("$venv/bin/python" -c 'import kafka, confluent_kafka as c; print("kafka-python " + kafka.__version__ + ", confluent-kafka " + c.__version__ + ", librdkafka " + c.libversion()[0])') (PyPI, $venv)"
 
 # Apache Kafka (broker, tools, Java client) for the real-Kafka test bed.
 echo "present: $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g')"

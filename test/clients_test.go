@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
 // driver is one real client's test program (test/clients/*), run as a
@@ -26,15 +28,21 @@ type driver struct {
 	// wantLog is a proxy log fragment the run must produce, proving the
 	// client took the SASL path it is known for.
 	wantLog string
+	// env adds variables for one run (the Java driver's client.properties).
+	env func(t *testing.T, e *proxyEnv, mech, user string) []string
 }
 
-func drivers() []driver {
+func drivers(t *testing.T) []driver {
+	py := pypiPython(t)
 	return []driver{
 		{name: "kcat", cmd: []string{"bash", "run.sh"}, dir: "kcat", need: []string{"kcat"}},
 		{name: "kafka-python", cmd: []string{"/usr/bin/python3", "run.py"}, dir: "kafka-python",
-			wantLog: `"handshake_version":0`}, // 2.0.2: SaslHandshake v0 and raw tokens
+			wantLog: `"handshake_version":0`}, // Debian's 2.0.2: SaslHandshake v0 and raw tokens
+		{name: "kafka-python/pypi", cmd: []string{py, "run.py"}, dir: "kafka-python"},
 		{name: "confluent-kafka", cmd: []string{"/usr/bin/python3", "run.py"}, dir: "confluent-kafka"},
+		{name: "confluent/pypi", cmd: []string{py, "run.py"}, dir: "confluent-kafka"},
 		{name: "kafkajs", cmd: []string{"node", "run.js"}, dir: "kafkajs", need: []string{"node"}},
+		javaDriver(t),
 	}
 }
 
@@ -64,6 +72,9 @@ func runDriver(t *testing.T, e *proxyEnv, d driver, mech, user, topic string, co
 		"KAFKA_COUNT="+strconv.Itoa(count),
 		"KAFKA_TIMEOUT_SEC=60",
 	)
+	if d.env != nil {
+		cmd.Env = append(cmd.Env, d.env(t, e, mech, user)...)
+	}
 	out, err := cmd.CombinedOutput()
 	m := resultLine.FindSubmatch(out)
 	if err != nil || m == nil || string(m[1]) != strconv.Itoa(count) || string(m[2]) != strconv.Itoa(count) {
@@ -73,6 +84,27 @@ func runDriver(t *testing.T, e *proxyEnv, d driver, mech, user, topic string, co
 		t.Fatalf("%s: proxy logs lack %s", d.name, d.wantLog)
 	}
 	t.Logf("%s %s: %s", d.name, mech, strings.TrimSpace(string(m[0])))
+}
+
+// pypiPython is the interpreter of the virtual environment that
+// scripts/install-test-deps.sh makes with test/clients/requirements.txt
+// (current kafka-python and confluent-kafka from PyPI, pinned). It records
+// the requirements it was made from; a stale one fails the test.
+func pypiPython(t *testing.T) string {
+	t.Helper()
+	cache, err := kafkabed.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	venv := filepath.Join(cache, "pyvenv")
+	want, err := os.ReadFile(filepath.Join("clients", "requirements.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(venv, "requirements.txt")); err != nil || string(got) != string(want) {
+		t.Fatalf("no virtual environment with test/clients/requirements.txt at %s (run scripts/install-test-deps.sh)", venv)
+	}
+	return filepath.Join(venv, "bin", "python")
 }
 
 // goDrivers are the matrix's Go clients, built once per test run.
@@ -93,73 +125,107 @@ func buildGoDrivers(t *testing.T) map[string]string {
 	return out
 }
 
-// TestClientMatrix runs every real client through the proxy, each feature
-// on a topic of its own: produce and consume in a consumer group over TLS
-// with SCRAM-SHA-512 and SCRAM-SHA-256, and a franz-go delegation-token
-// login. It prints a client x feature table (and writes it to MATRIX_OUT).
+// matrixUpstreams are the brokers behind the proxy in the client matrix.
+var matrixUpstreams = []string{"kfake", "kafka"}
+
+// TestClientMatrix runs every real client through the proxy in front of
+// kfake and in front of real Apache Kafka (test/kafkabed), each feature on
+// a topic of its own: produce and consume in a consumer group over TLS
+// with SCRAM-SHA-512 and SCRAM-SHA-256, delegation-token logins (franz-go,
+// and the Java client with a token made by kafka-delegation-tokens), and
+// Kafka's CLI tools. It prints a client x (upstream, feature) table (and
+// writes it to MATRIX_OUT).
 func TestClientMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real clients are not run under -short")
 	}
 	bins := buildGoDrivers(t)
-	ds := drivers()
+	ds := drivers(t)
 	for _, name := range goDrivers {
 		ds = append(ds, driver{name: name, cmd: []string{bins[name]}, dir: "."})
 	}
 	mechs := []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
-	var topics []string
-	for _, d := range ds {
-		for _, m := range mechs {
-			topics = append(topics, matrixTopic(d.name, m))
-		}
-	}
-	topics = append(topics, "m-franz-go-token")
-	e := startProxy(t, envOptions{topics: topics, config: withTokens(t)})
+	tokenClients := []string{"franz-go", "java"}
 
 	results := map[string]map[string]string{}
-	record := func(client, feature string, ok bool) {
+	for _, name := range kafkaToolNames {
+		results[name] = map[string]string{}
+	}
+	record := func(client, column string, ok bool) {
 		if results[client] == nil {
 			results[client] = map[string]string{}
 		}
-		results[client][feature] = map[bool]string{true: "pass", false: "FAIL"}[ok]
+		results[client][column] = map[bool]string{true: "pass", false: "FAIL"}[ok]
 	}
-	for _, d := range ds {
-		for _, m := range mechs {
-			ok := t.Run(d.name+"/"+m, func(t *testing.T) {
-				runDriver(t, e, d, m, "alice", matrixTopic(d.name, m), 20)
+	for _, up := range matrixUpstreams {
+		t.Run(up, func(t *testing.T) {
+			var topics []string
+			for _, d := range ds {
+				for _, m := range mechs {
+					topics = append(topics, matrixTopic(d.name, m))
+				}
+			}
+			for _, c := range tokenClients {
+				topics = append(topics, "m-"+c+"-token")
+			}
+			o := envOptions{topics: topics, config: withTokens(t)}
+			if up == "kafka" {
+				o.kafka = realKafka(t, 1)
+			}
+			e := startProxy(t, o)
+			for _, d := range ds {
+				for _, m := range mechs {
+					ok := t.Run(d.name+"/"+m, func(t *testing.T) {
+						runDriver(t, e, d, m, "alice", matrixTopic(d.name, m), 20)
+					})
+					record(d.name, up+" "+shortMech(m), ok)
+				}
+			}
+			ok := t.Run("franz-go/token", func(t *testing.T) {
+				tok, err := adminFor(t, e, scramAuth("alice")).CreateDelegationToken(ctxT(t, 20*time.Second), kadm.CreateDelegationToken{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Setenv("KAFKA_TOKEN_ID", tok.TokenID)
+				t.Setenv("KAFKA_TOKEN_HMAC", base64.StdEncoding.EncodeToString(tok.HMAC))
+				runDriver(t, e, driver{name: "franz-go", cmd: []string{bins["franz-go"]}, dir: "."}, "SCRAM-SHA-512", "alice", "m-franz-go-token", 20)
 			})
-			record(d.name, m, ok)
-		}
+			record("franz-go", up+" token", ok)
+			ok = t.Run("java/token", func(t *testing.T) { runJavaTokenLogin(t, e, "m-java-token") })
+			record("java", up+" token", ok)
+			t.Run("tools", func(t *testing.T) {
+				runKafkaTools(t, e, up, func(tool, outcome string) { results[tool][up+" SHA-512"] = outcome })
+			})
+		})
 	}
-	ok := t.Run("franz-go/token", func(t *testing.T) {
-		tok, err := adminFor(t, e, scramAuth("alice")).CreateDelegationToken(ctxT(t, 20*time.Second), kadm.CreateDelegationToken{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv("KAFKA_TOKEN_ID", tok.TokenID)
-		t.Setenv("KAFKA_TOKEN_HMAC", base64.StdEncoding.EncodeToString(tok.HMAC))
-		runDriver(t, e, driver{name: "franz-go", cmd: []string{bins["franz-go"]}, dir: "."}, "SCRAM-SHA-512", "alice", "m-franz-go-token", 20)
-	})
-	record("franz-go", "token login", ok)
 
+	var columns []string
+	for _, up := range matrixUpstreams {
+		columns = append(columns, up+" SHA-512", up+" SHA-256", up+" token")
+	}
+	var rows []string
+	for _, d := range ds {
+		rows = append(rows, d.name)
+	}
+	rows = append(rows, kafkaToolNames...)
 	var b strings.Builder
-	features := append(mechs, "token login")
-	fmt.Fprintf(&b, "%-16s", "client")
-	for _, f := range features {
-		fmt.Fprintf(&b, " %-14s", f)
+	fmt.Fprintf(&b, "%-24s", "client \\ upstream")
+	for _, c := range columns {
+		fmt.Fprintf(&b, " %-13s", c)
 	}
 	b.WriteString("\n")
-	for _, d := range ds {
-		fmt.Fprintf(&b, "%-16s", d.name)
-		for _, f := range features {
-			v := results[d.name][f]
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-24s", r)
+		for _, c := range columns {
+			v := results[r][c]
 			if v == "" {
 				v = "-"
 			}
-			fmt.Fprintf(&b, " %-14s", v)
+			fmt.Fprintf(&b, " %-13s", v)
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(matrixLegend(t))
 	t.Logf("client matrix:\n%s", b.String())
 	if out := os.Getenv("MATRIX_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
@@ -168,6 +234,28 @@ func TestClientMatrix(t *testing.T) {
 	}
 }
 
+// matrixLegend names the client versions behind the rows.
+func matrixLegend(t *testing.T) string {
+	py := pypiPython(t)
+	version := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).Output()
+		if err != nil {
+			return "?"
+		}
+		return strings.TrimSpace(string(out))
+	}
+	pyv := `import kafka, confluent_kafka as c; print("kafka-python", kafka.__version__ + ", confluent-kafka", c.__version__, "on librdkafka", c.libversion()[0])`
+	return "\nkfake: franz-go's in-process fake; kafka: Apache Kafka " + kafkabed.Version() +
+		" (test/kafkabed). Kafka CLI tools run with SCRAM-SHA-512 (the console consumer SHA-256).\n" +
+		"kfake-bug: the tool's only failure was kfake answering with a null array where Kafka sends an empty one\n" +
+		"  (CreateTopics configs, DescribeTopicPartitions eligible replicas, DescribeClientQuotas entries); see test/clients/README.md.\n" +
+		"Debian Python: " + version("/usr/bin/python3", "-c", pyv) + "\n" +
+		"PyPI Python (rows /pypi): " + version(py, "-c", pyv) + "\n" +
+		"java and CLI tools: Apache Kafka " + kafkabed.Version() + " jars\n"
+}
+
+func shortMech(m string) string { return strings.TrimPrefix(m, "SCRAM-") }
+
 func matrixTopic(client, mech string) string {
-	return "m-" + client + "-" + strings.ToLower(strings.TrimPrefix(mech, "SCRAM-"))
+	return "m-" + strings.ReplaceAll(client, "/", "-") + "-" + strings.ToLower(strings.TrimPrefix(mech, "SCRAM-"))
 }

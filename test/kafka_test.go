@@ -69,8 +69,10 @@ func realKafka(t *testing.T, nodes int) *kafkabed.Cluster {
 	return b.c
 }
 
-// stopRealKafka stops every cluster realKafka started.
+// stopRealKafka stops every cluster realKafka started, and removes the
+// compiled Java driver.
 func stopRealKafka() {
+	removeJavaBuild()
 	kafkaBeds.mu.Lock()
 	defer kafkaBeds.mu.Unlock()
 	for n, b := range kafkaBeds.m {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,4 +139,44 @@ func FuzzLoadYAML(f *testing.F) {
 		}
 		_ = checkFileKeys([]byte(data), known)
 	})
+}
+
+// TestMarshalRoundTrips writes a configuration with every kind of key set
+// and loads it back unchanged.
+func TestMarshalRoundTrips(t *testing.T) {
+	c := Defaults()
+	c.Listener.AdvertisedAddress = "proxy.example.com:9096"
+	c.Listener.TLS.CertFile, c.Listener.TLS.KeyFile = "/tls/c.pem", "/tls/k.pem"
+	c.SASL.Mechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}
+	c.SASL.FailedAuthDelay = 0
+	c.Credentials.File = "/etc/users.yaml"
+	c.Upstream.BootstrapServers = []string{"b0:9092", "b1:9092"}
+	c.Upstream.SASL = UpstreamSASL{Mechanism: "PLAIN", Username: "proxy", PasswordFile: "/run/pw"}
+	c.Upstream.Identities = []Identity{{Principals: []string{"User:a*"}, SASL: UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: "a", Password: "x"}}}
+	c.Routing = Routing{Mode: "port-per-broker", AdvertisedHost: "proxy", BrokerPortBase: 9100,
+		Brokers:     map[string]string{}, // Load gives an empty map, not nil
+		BrokerPorts: map[string]int{"1001": 9201, "7": 9300}}
+	c.Tokens.SecretKey = "k"
+	c.State.Dir = "/var/lib/scram-proxy"
+	c.Authz.SuperUsers = []string{"User:admin"}
+	data, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--config", path}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(fs, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Fatalf("round trip changed the configuration:\n got %+v\nwant %+v\n%s", got, c, data)
+	}
 }

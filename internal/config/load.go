@@ -189,12 +189,30 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 		mapstructure.StringToSliceHookFunc(","),
 	)), func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }) // e.g. a typo inside upstream.identities
 	if err != nil {
-		errs = append(errs, fmt.Errorf("configuration values: %w", err))
+		errs = append(errs, valueProblems(err)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
+}
+
+// valueProblems turns the decoder's errors into one problem per key
+// ("listener.max_connections: cannot parse value as 'int': ...").
+func valueProblems(err error) []error {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, valueProblems(e)...)
+		}
+		return out
+	}
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) {
+		return []error{fmt.Errorf("%s: %w", de.Name(), de.Unwrap())}
+	}
+	return []error{fmt.Errorf("configuration values: %w", err)}
 }
 
 // splitMap parses "k=v,k=v" (flags and environment variables for maps).

@@ -155,8 +155,8 @@ func (c Config) Validate() error {
 	}
 	r := c.Routing
 	nodeKey := func(key, k string) {
-		if n, err := strconv.ParseUint(k, 10, 31); err != nil || strconv.FormatUint(n, 10) != k {
-			bad(key, "%q is not a broker node id", k)
+		if _, err := parseNodeID(k); err != nil {
+			bad(key, "%v", err)
 		}
 	}
 	for k, v := range r.Brokers {

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Resolved is what the configuration names indirectly: the secrets held in
+// the files it points to, and its node-id maps parsed to numbers. Its String
+// and GoString redact, so it never prints a secret.
+type Resolved struct {
+	// TokenKey is the delegation-token HMAC key; "" leaves tokens off.
+	TokenKey string
+	// UpstreamPassword is upstream.sasl's password ("" without a mechanism).
+	UpstreamPassword string
+	// IdentityPasswords[i] is upstream.identities[i].sasl's password.
+	IdentityPasswords []string
+	// Brokers is routing.brokers and BrokerPorts routing.broker_ports, by
+	// node id.
+	Brokers     map[int32]string
+	BrokerPorts map[int32]int
+
+	_ struct{}
+}
+
+func (Resolved) String() string   { return "config.Resolved{REDACTED}" }
+func (Resolved) GoString() string { return "config.Resolved{REDACTED}" }
+
+// Resolve reads the secret files the configuration names and parses its
+// node-id maps. It returns every problem, joined, each naming its key. The
+// configuration should have passed Validate.
+func (c Config) Resolve() (Resolved, error) {
+	var r Resolved
+	var errs []error
+	var err error
+	if r.TokenKey, err = c.Tokens.Key(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.UpstreamPassword, err = c.Upstream.SASL.Secret("upstream.sasl"); err != nil {
+		errs = append(errs, err)
+	}
+	for i, id := range c.Upstream.Identities {
+		pw, err := id.SASL.Secret("upstream.identities[" + strconv.Itoa(i) + "].sasl")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		r.IdentityPasswords = append(r.IdentityPasswords, pw)
+	}
+	r.Brokers = map[int32]string{}
+	for k, v := range c.Routing.Brokers {
+		n, err := parseNodeID(k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routing.brokers: %w", err))
+			continue
+		}
+		r.Brokers[n] = v
+	}
+	r.BrokerPorts = map[int32]int{}
+	for k, v := range c.Routing.BrokerPorts {
+		n, err := parseNodeID(k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routing.broker_ports: %w", err))
+			continue
+		}
+		r.BrokerPorts[n] = v
+	}
+	return r, errors.Join(errs...)
+}
+
+// Key returns the delegation-token HMAC key, "" when no source is set. The
+// sources in order of precedence: master_key_file (its content without the
+// trailing line break), secret_key, then master_key, as Kafka prefers
+// delegation.token.secret.key over its deprecated master.key. Validate
+// refuses more than one source, so the order matters only to a caller that
+// skipped it.
+func (t Tokens) Key() (string, error) {
+	switch {
+	case t.MasterKeyFile != "":
+		return readSecretFile("delegation_tokens.master_key_file", t.MasterKeyFile)
+	case t.SecretKey != "":
+		return t.SecretKey, nil
+	default:
+		return t.MasterKey, nil
+	}
+}
+
+// Secret returns the identity's password: password_file's content without
+// the trailing line break, or password. key names the identity in errors
+// ("upstream.sasl"). Without a mechanism there is no password.
+func (u UpstreamSASL) Secret(key string) (string, error) {
+	switch {
+	case u.Mechanism == "":
+		return "", nil
+	case u.PasswordFile != "":
+		return readSecretFile(key+".password_file", u.PasswordFile)
+	default:
+		return u.Password, nil
+	}
+}
+
+// readSecretFile reads a one-line secret. A file with nothing but a line
+// break holds no secret: it is refused here, as an empty key or password
+// set directly would be.
+func readSecretFile(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: %s holds no secret (it is empty or only a line break)", key, path)
+	}
+	return s, nil
+}
+
+// parseNodeID parses a broker node id as written in routing maps: a decimal
+// int32 without sign or leading zeros.
+func parseNodeID(k string) (int32, error) {
+	n, err := strconv.ParseUint(k, 10, 31)
+	if err != nil || strconv.FormatUint(n, 10) != k {
+		return 0, fmt.Errorf("%q is not a broker node id", k)
+	}
+	return int32(n), nil
+}

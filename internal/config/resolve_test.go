@@ -1,0 +1,73 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTokenKeySources(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key")
+	if err := os.WriteFile(file, []byte("from-file\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		t    Tokens
+		want string
+	}{
+		{"none: tokens off", Tokens{}, ""},
+		{"master_key", Tokens{MasterKey: "m"}, "m"},
+		{"secret_key over master_key", Tokens{MasterKey: "m", SecretKey: "s"}, "s"},
+		{"file over both, line break removed", Tokens{MasterKey: "m", SecretKey: "s", MasterKeyFile: file}, "from-file"},
+	} {
+		got, err := tc.t.Key()
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestResolveNamesEveryProblemAndRedacts(t *testing.T) {
+	dir := t.TempDir()
+	nl := filepath.Join(dir, "nl")
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(nl, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Defaults()
+	c.Tokens.MasterKeyFile = nl
+	c.Upstream.SASL = UpstreamSASL{Mechanism: "PLAIN", Username: "p", PasswordFile: filepath.Join(dir, "missing")}
+	c.Upstream.Identities = []Identity{
+		{SASL: UpstreamSASL{Mechanism: "PLAIN", Username: "a", PasswordFile: pw}},
+		{SASL: UpstreamSASL{Mechanism: "PLAIN", Username: "b", Password: "direct"}},
+	}
+	c.Routing.Brokers = map[string]string{"1": "a:1", "x": "b:1"}
+	c.Routing.BrokerPorts = map[string]int{"2": 9102}
+	r, err := c.Resolve()
+	for _, want := range []string{"delegation_tokens.master_key_file: ", "upstream.sasl.password_file: ", "routing.brokers: \"x\""} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if strings.Count(err.Error(), "\n") != 2 {
+		t.Errorf("want exactly three problems:\n%v", err)
+	}
+	if len(r.IdentityPasswords) != 2 || r.IdentityPasswords[0] != "hunter2" || r.IdentityPasswords[1] != "direct" {
+		t.Errorf("identity passwords %d", len(r.IdentityPasswords))
+	}
+	if r.Brokers[1] != "a:1" || r.BrokerPorts[2] != 9102 {
+		t.Errorf("node maps %v %v", r.Brokers, r.BrokerPorts)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(verb, r); strings.Contains(s, "hunter2") || strings.Contains(s, "direct") {
+			t.Errorf("%s prints a secret: %s", verb, s)
+		}
+	}
+}

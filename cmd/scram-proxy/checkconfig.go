@@ -1,72 +1,72 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
-	"github.com/scram-proxy/scram-proxy/internal/credstore"
-	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/internal/app"
+	"github.com/scram-proxy/scram-proxy/internal/config"
 )
 
-// checkConfigCommand validates a configuration the way `serve` would use it
-// (keys, values, certificate, credentials, token key file) without
-// listening, and prints every problem. Exit 0: usable; 2: problems.
+// checkConfigCommand builds everything `serve` would from the configuration
+// (app.Build in check mode: nothing on disk changes, listeners are bound
+// and released) and prints the verdict on stdout: "configuration OK", or
+// every problem, each naming its key. Warnings (an address or state database
+// a running proxy holds, credential warnings) follow on stderr. Exit 0:
+// serve would start; 2: problems.
 func checkConfigCommand(_ context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
-	cfg, err := parseConfig("check-config", args, stderr, environ)
+	var warnings bytes.Buffer
+	defer func() { _, _ = warnings.WriteTo(stderr) }()
+	err := checkConfig(args, stdout, stderr, &warnings, environ)
 	var ce configError
 	if errors.As(err, &ce) {
-		return checkFailed(stdout, ce.err)
+		printProblems(stdout, ce)
+		return reportedError{}
 	}
+	return err
+}
+
+func checkConfig(args []string, stdout, stderr, warnings io.Writer, environ []string) error {
+	cfg, err := parseConfig("check-config", args, stderr, environ)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	if t := cfg.Listener.TLS; t.Enabled {
-		if _, err := tlsutil.ServerConfig(t.CertFile, t.KeyFile, t.MinVersion); err != nil {
-			errs = append(errs, fmt.Errorf("listener.tls: %w", err))
-		}
+	log, err := newLogger(config.Log{Level: "warn", Format: "console"}, warnings)
+	if err != nil {
+		return err
 	}
-	r := &credstore.Reloader{Store: credstore.NewStore(nil), File: cfg.Credentials.File,
-		SecretsDir: cfg.Credentials.SecretsDir, Rand: rand.Reader}
-	if err := r.Load(); err != nil {
-		errs = append(errs, err)
+	a, err := app.Build(cfg, app.Options{Logger: log, Check: true})
+	if err != nil {
+		return configError{err}
 	}
-	if f := cfg.Tokens.MasterKeyFile; f != "" {
-		if b, err := os.ReadFile(f); err != nil {
-			errs = append(errs, fmt.Errorf("delegation_tokens.master_key_file: %w", err))
-		} else if len(b) == 0 {
-			errs = append(errs, errors.New("delegation_tokens.master_key_file: the file is empty"))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return checkFailed(stdout, err)
-	}
-	fmt.Fprintf(stdout, "configuration OK: listener %s (advertised %s), %d users, upstream %v, routing %s\n",
-		cfg.Listener.Address, cfg.AdvertisedAddress(), r.Store.Users(), cfg.Upstream.BootstrapServers, cfg.Routing.Mode)
+	fmt.Fprintf(stdout, "configuration OK: %s\n", a.Summary())
 	return nil
 }
 
-// checkFailed prints every problem, one per line, and maps to exit code 2.
-func checkFailed(w io.Writer, err error) error {
+// printProblems prints every problem of a configuration, one per line.
+func printProblems(w io.Writer, err error) {
 	fmt.Fprintln(w, "configuration has problems:")
 	for _, e := range flatten(err) {
 		fmt.Fprintln(w, "  - "+e.Error())
 	}
-	return reportedError{}
 }
 
+// flatten splits joined errors (errors.Join) into their parts; an error
+// that wraps a join keeps its context and stays whole.
 func flatten(err error) []error {
-	var multi interface{ Unwrap() []error }
-	if !errors.As(err, &multi) {
+	switch e := err.(type) {
+	case configError:
+		return flatten(e.err)
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, p := range e.Unwrap() {
+			out = append(out, flatten(p)...)
+		}
+		return out
+	default:
 		return []error{err}
 	}
-	var out []error
-	for _, e := range multi.Unwrap() {
-		out = append(out, flatten(e)...)
-	}
-	return out
 }

@@ -76,6 +76,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	case errors.As(err, new(reportedError)):
 		return exitUsage
+	case errors.As(err, new(configError)):
+		fmt.Fprint(stderr, "scram-proxy: ")
+		printProblems(stderr, err)
+		return exitUsage
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "scram-proxy: %v\n\n%s", err, usageText)
 		return exitUsage

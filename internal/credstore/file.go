@@ -37,15 +37,16 @@ type FileOptions struct {
 //	    password: "dev-only"   # development only: derived for both mechanisms
 //
 // Unknown keys, malformed stored forms and empty names are errors naming the
-// user, the key and the line; they never quote a credential or a password.
+// file, the user, the key and the line; they never quote a credential or a
+// password.
 func LoadFile(path string, o FileOptions) (*Snapshot, []Warning, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("credentials file: %w", err)
+		return nil, nil, err // names the path
 	}
 	snap, warns, err := Parse(data, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("credentials file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return snap, warns, nil
 }

@@ -103,6 +103,7 @@ func (r *Reloader) loadFile(force bool) error {
 	r.filePrint = p
 	snap, warns, err := LoadFile(r.File, FileOptions{Rand: r.Rand})
 	if err != nil {
+		err = fmt.Errorf("%s: %w", SourceFile, err)
 		r.report(SourceFile, 0, nil, err)
 		return err
 	}
@@ -133,7 +134,8 @@ func (r *Reloader) secretFiles() ([]string, error) {
 func (r *Reloader) loadDir(force bool) error {
 	files, err := r.secretFiles()
 	if err != nil {
-		r.report(SourceSecretsDir, 0, nil, fmt.Errorf("credentials.secrets_dir: %w", err))
+		err = fmt.Errorf("%s: %w", SourceSecretsDir, err)
+		r.report(SourceSecretsDir, 0, nil, err)
 		return err
 	}
 	var b strings.Builder

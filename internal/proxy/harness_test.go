@@ -76,6 +76,10 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 		AddrMap:         am,
 		FailedAuthDelay: 50 * time.Millisecond,
 		AuthTimeout:     5 * time.Second,
+		IdleTimeout:     10 * time.Minute,
+		MaxReceiveSize:  512 << 10,
+		MaxRequestSize:  100 << 20,
+		MaxConnections:  10000,
 		Logger:          zap.NewNop(),
 	}
 	if mod != nil {

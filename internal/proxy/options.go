@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"time"
 
@@ -35,8 +36,11 @@ type LocalAPIs interface {
 	Handle(ctx context.Context, principal string, tokenAuth bool, req kmsg.Request) (kmsg.Response, error)
 }
 
-// Options configures a Server. Zero values take the documented defaults in
-// withDefaults; Auth, Upstream and Versions are required.
+// Options configures a Server. Auth, Upstream, Versions, AddrMap,
+// Mechanisms and the limits (AuthTimeout, IdleTimeout, MaxReceiveSize,
+// MaxRequestSize, MaxConnections) are required: their values come from the
+// configuration, which owns the defaults. The other fields are safe at their
+// zero value, as documented on each.
 type Options struct {
 	// TLS terminates TLS on the listener when non-nil (SASL_SSL); nil
 	// serves SASL_PLAINTEXT.
@@ -49,26 +53,28 @@ type Options struct {
 	Versions   VersionSource
 	// AddrMap rewrites broker endpoints in responses.
 	AddrMap  rewrite.AddrMap
-	Registry rewrite.Registry // default rewrite.Default()
+	Registry rewrite.Registry // nil: rewrite.Default()
 
-	Logger  *zap.Logger // default zap.NewNop()
-	Metrics Metrics     // default NopMetrics()
-	Now     func() time.Time
+	Logger  *zap.Logger      // nil: zap.NewNop()
+	Metrics Metrics          // nil: NopMetrics()
+	Now     func() time.Time // nil: time.Now
 
-	FailedAuthDelay time.Duration // default 100ms (connection.failed.authentication.delay.ms)
+	// FailedAuthDelay is connection.failed.authentication.delay.ms: the
+	// wait before a failed login is answered and closed; 0 answers at once.
+	FailedAuthDelay time.Duration
 	// MaxFailedAuthDelay caps the per-user and per-source-IP backoff that
-	// doubles the delay on each repeated failure; default 5s.
+	// doubles the delay on each repeated failure; 0 means 5s.
 	MaxFailedAuthDelay time.Duration
-	AuthTimeout        time.Duration // TLS handshake + SASL; default 10s
-	IdleTimeout        time.Duration // default 10m (connections.max.idle.ms)
-	MaxReceiveSize     int           // pre-auth frame cap; default 512 KiB (sasl.server.max.receive.size)
-	MaxRequestSize     int           // post-auth frame cap; default 100 MiB (socket.request.max.bytes)
-	MaxConnections     int           // default 10000
+	AuthTimeout        time.Duration // TLS handshake + SASL
+	IdleTimeout        time.Duration // connections.max.idle.ms
+	MaxReceiveSize     int           // pre-auth frame cap (sasl.server.max.receive.size)
+	MaxRequestSize     int           // post-auth frame cap (socket.request.max.bytes)
+	MaxConnections     int
 	// MaxReauth is connections.max.reauth.ms: every session's lifetime
 	// cap (KIP-368); 0 leaves password sessions without a deadline.
 	MaxReauth time.Duration
 	// MaxInFlight bounds pipelined requests per connection awaiting
-	// responses; the client is back-pressured beyond it. Default 256.
+	// responses; the client is back-pressured beyond it. 0 means 256.
 	MaxInFlight int
 	// RouteSNI, when set, picks a connection's broker from its TLS server
 	// name (routing.mode sni); names it does not match take the listener's
@@ -76,10 +82,12 @@ type Options struct {
 	RouteSNI func(serverName string) (node int32, ok bool)
 	// Local answers the APIs the proxy implements itself; nil: none.
 	Local LocalAPIs
-	// ListenerName labels logs and metrics.
+	// ListenerName labels logs and metrics; "" means "default".
 	ListenerName string
 }
 
+// withDefaults fills the fields whose zero value stands for a documented
+// choice.
 func (o Options) withDefaults() Options {
 	if o.Registry == nil {
 		o.Registry = rewrite.Default()
@@ -93,31 +101,8 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if len(o.Mechanisms) == 0 {
-		o.Mechanisms = []sasl.Mechanism{sasl.ScramSHA512}
-	}
-	if o.FailedAuthDelay < 0 {
-		o.FailedAuthDelay = 0
-	} else if o.FailedAuthDelay == 0 {
-		o.FailedAuthDelay = 100 * time.Millisecond
-	}
 	if o.MaxFailedAuthDelay <= 0 {
 		o.MaxFailedAuthDelay = 5 * time.Second
-	}
-	if o.AuthTimeout <= 0 {
-		o.AuthTimeout = 10 * time.Second
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 10 * time.Minute
-	}
-	if o.MaxReceiveSize <= 0 {
-		o.MaxReceiveSize = 512 << 10
-	}
-	if o.MaxRequestSize <= 0 {
-		o.MaxRequestSize = 100 << 20
-	}
-	if o.MaxConnections <= 0 {
-		o.MaxConnections = 10000
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 256
@@ -126,4 +111,26 @@ func (o Options) withDefaults() Options {
 		o.ListenerName = "default"
 	}
 	return o
+}
+
+// problems lists the required fields that are missing or out of range.
+func (o Options) problems() []error {
+	var errs []error
+	required := func(ok bool, name string) {
+		if !ok {
+			errs = append(errs, errors.New("proxy: "+name))
+		}
+	}
+	required(o.Auth != nil, "Auth is required")
+	required(o.Upstream != nil, "Upstream is required")
+	required(o.Versions != nil, "Versions is required")
+	required(o.AddrMap != nil, "AddrMap is required")
+	required(len(o.Mechanisms) > 0, "Mechanisms is required")
+	required(o.FailedAuthDelay >= 0, "FailedAuthDelay must not be negative")
+	required(o.AuthTimeout > 0, "AuthTimeout must be positive")
+	required(o.IdleTimeout > 0, "IdleTimeout must be positive")
+	required(o.MaxReceiveSize > 0, "MaxReceiveSize must be positive")
+	required(o.MaxRequestSize > 0, "MaxRequestSize must be positive")
+	required(o.MaxConnections > 0, "MaxConnections must be positive")
+	return errs
 }

@@ -48,20 +48,7 @@ type Server struct {
 // New validates opts and builds a Server.
 func New(opts Options) (*Server, error) {
 	o := opts.withDefaults()
-	var errs []error
-	if o.Auth == nil {
-		errs = append(errs, errors.New("proxy: Auth is required"))
-	}
-	if o.Upstream == nil {
-		errs = append(errs, errors.New("proxy: Upstream is required"))
-	}
-	if o.Versions == nil {
-		errs = append(errs, errors.New("proxy: Versions is required"))
-	}
-	if o.AddrMap == nil {
-		errs = append(errs, errors.New("proxy: AddrMap is required"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(o.problems()...); err != nil {
 		return nil, err
 	}
 	var extra []rewrite.Range

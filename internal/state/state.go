@@ -23,8 +23,10 @@ var (
 
 // DB is an open state database. It is safe for concurrent use.
 type DB struct {
-	db *bolt.DB
+	db *bolt.DB // nil: nothing stored yet (Inspect only)
 	o  Options
+	// readOnly DBs come from Inspect: writes fail.
+	readOnly bool
 }
 
 // Options configures Open. The zero value is usable.
@@ -59,6 +61,9 @@ func (d *DB) bad(kind, key string, err error) {
 	}
 }
 
+// errReadOnly is a write to a DB from Inspect.
+var errReadOnly = errors.New("state: opened read-only for inspection")
+
 // Open opens (or creates) dir/state.db. Only one process may hold it: a
 // second proxy on the same directory fails after a short wait rather than
 // corrupting it.
@@ -69,7 +74,7 @@ func Open(dir string, o Options) (*DB, error) {
 	path := filepath.Join(dir, "state.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, fmt.Errorf("state.dir %s: open state.db: %w", dir, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketTokens, bucketUsers, bucketMeta} {
@@ -80,20 +85,47 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil
 	}); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		return nil, fmt.Errorf("state.dir %s: open state.db: %w", dir, err)
 	}
 	return &DB{db: db, o: o}, nil
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	if d.db == nil {
+		return nil
+	}
+	return d.db.Close()
+}
+
+// view runs fn in a read transaction on bucket b; a database that does not
+// exist yet, or lacks the bucket, has nothing to read.
+func (d *DB) view(b []byte, fn func(*bolt.Bucket) error) error {
+	if d.db == nil {
+		return nil
+	}
+	return d.db.View(func(tx *bolt.Tx) error {
+		if bk := tx.Bucket(b); bk != nil {
+			return fn(bk)
+		}
+		return nil
+	})
+}
+
+// update runs fn in a write transaction on bucket b.
+func (d *DB) update(b []byte, fn func(*bolt.Bucket) error) error {
+	if d.readOnly {
+		return errReadOnly
+	}
+	return d.db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(b)) })
+}
 
 // LoadTokens implements dtoken.TokenStore. Records that do not decode, or
 // whose key is not their id, are skipped and reported to OnBadRecord.
 func (d *DB) LoadTokens() ([]dtoken.Info, error) {
 	var out []dtoken.Info
-	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
+	err := d.view(bucketTokens, func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
 			var i dtoken.Info
 			if err := json.Unmarshal(v, &i); err != nil {
 				d.bad(KindToken, string(k), errNotJSON)
@@ -120,12 +152,12 @@ func (d *DB) PutToken(i dtoken.Info) error {
 	if err != nil {
 		return err
 	}
-	return d.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTokens).Put([]byte(i.ID), v) })
+	return d.update(bucketTokens, func(b *bolt.Bucket) error { return b.Put([]byte(i.ID), v) })
 }
 
 // DeleteToken implements dtoken.TokenStore; durable on return.
 func (d *DB) DeleteToken(id string) error {
-	return d.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTokens).Delete([]byte(id)) })
+	return d.update(bucketTokens, func(b *bolt.Bucket) error { return b.Delete([]byte(id)) })
 }
 
 // LoadUsers implements credstore.UserStore: user → mechanism → credential,
@@ -134,8 +166,8 @@ func (d *DB) DeleteToken(id string) error {
 // every write passes too, is skipped and reported to OnBadRecord.
 func (d *DB) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
 	out := map[string]map[sasl.Mechanism]sasl.Credential{}
-	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+	err := d.view(bucketUsers, func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
 			user := string(k)
 			var forms map[string]string
 			if err := json.Unmarshal(v, &forms); err != nil {
@@ -174,8 +206,7 @@ func (d *DB) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) erro
 			return fmt.Errorf("user %q, %s: %w", user, m, err)
 		}
 	}
-	return d.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsers)
+	return d.update(bucketUsers, func(b *bolt.Bucket) error {
 		if len(creds) == 0 {
 			return b.Delete([]byte(user))
 		}
@@ -192,11 +223,24 @@ func (d *DB) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) erro
 }
 
 // Secret returns a 32-byte random secret named name, created on first use
-// and stable across restarts (for phantom SCRAM challenges).
+// and stable across restarts (for phantom SCRAM challenges). A read-only DB
+// returns the stored secret or, without one, a fresh random one that it
+// does not store.
 func (d *DB) Secret(name string) ([]byte, error) {
 	var out []byte
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMeta)
+	if d.readOnly {
+		err := d.view(bucketMeta, func(b *bolt.Bucket) error {
+			out = append([]byte(nil), b.Get([]byte(name))...)
+			return nil
+		})
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		out = make([]byte, 32)
+		_, err = rand.Read(out)
+		return out, err
+	}
+	err := d.update(bucketMeta, func(b *bolt.Bucket) error {
 		if v := b.Get([]byte(name)); v != nil {
 			out = append([]byte(nil), v...)
 			return nil

@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -17,34 +16,51 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Server serves /metrics, /healthz (the process is alive) and /readyz
-// (every check passes).
+// Endpoints picks what a Server serves.
+type Endpoints struct {
+	// Metrics, when non-nil, is served at /metrics, next to /healthz (the
+	// process is alive) and /readyz (every one of Checks passes).
+	Metrics http.Handler
+	Checks  []Check
+	// Profiling serves Go's runtime profiles under /debug/pprof/. They are
+	// unauthenticated and /debug/pprof/cmdline shows the command line: keep
+	// such a server on loopback or a private network.
+	Profiling bool
+}
+
+// Server serves Endpoints over HTTP on one listener.
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// Listen opens addr and prepares the handlers; Serve runs them. With
-// profiling, /debug/pprof/ serves Go's runtime profiles too (off by
-// default: a CPU profile costs the data path while it runs).
-func Listen(addr string, metrics http.Handler, checks []Check, profiling bool) (*Server, error) {
+// Listen opens addr and prepares the endpoints; Serve runs them.
+func Listen(addr string, e Endpoints) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.address %s: %w", addr, err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics)
-	if profiling {
+	if e.Metrics != nil {
+		mux.Handle("/metrics", e.Metrics)
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		})
+		mux.HandleFunc("/readyz", readyz(e.Checks))
+	}
+	if e.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+// readyz answers 200 when every check passes, 503 naming those that fail.
+func readyz(checks []Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var failed []string
@@ -59,9 +75,11 @@ func Listen(addr string, metrics http.Handler, checks []Check, profiling bool) (
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
-	})
-	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	}
 }
+
+// Close releases the listener of a Server that will not Serve.
+func (s *Server) Close() error { return s.ln.Close() }
 
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

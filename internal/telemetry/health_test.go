@@ -22,7 +22,7 @@ func TestHealthServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# none\n")) })
 			check := Check{Name: "upstream", Fn: func(context.Context) error { return tc.check }}
-			s, err := Listen("127.0.0.1:0", metrics, []Check{check}, tc.profiling)
+			s, err := Listen("127.0.0.1:0", Endpoints{Metrics: metrics, Checks: []Check{check}, Profiling: tc.profiling})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -106,10 +107,14 @@ func (d *DevCA) WriteFiles(dir string) (ca, cert, key string, err error) {
 // ServerConfig loads a certificate and key and returns a listener TLS
 // configuration with the given minimum version ("1.2" or "1.3"). A non-empty
 // clientCAFile makes client certificates required and verified against it.
-func ServerConfig(certFile, keyFile, minVersion string, clientCAFile ...string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// Every problem is returned, joined, each naming the file's role as the
+// configuration does (cert_file, key_file, client_ca_file) for the caller to
+// prefix with its section.
+func ServerConfig(certFile, keyFile, minVersion, clientCAFile string) (*tls.Config, error) {
+	var errs []error
+	cert, err := loadKeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("load listener certificate: %w", err)
+		errs = append(errs, err)
 	}
 	v := uint16(tls.VersionTLS12)
 	switch minVersion {
@@ -117,17 +122,42 @@ func ServerConfig(certFile, keyFile, minVersion string, clientCAFile ...string) 
 	case "1.3":
 		v = tls.VersionTLS13
 	default:
-		return nil, fmt.Errorf("unsupported TLS min version %q", minVersion)
+		errs = append(errs, fmt.Errorf("min_version: unsupported TLS version %q", minVersion))
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: v}
-	if len(clientCAFile) > 0 && clientCAFile[0] != "" {
-		pool, err := LoadPool(clientCAFile[0])
+	if clientCAFile != "" {
+		pool, err := LoadPool(clientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("listener.tls.client_ca_file: %w", err)
+			errs = append(errs, fmt.Errorf("client_ca_file: %w", err))
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// loadKeyPair reads a PEM certificate chain and its key, naming the files
+// that failed (cert_file, key_file), or both when they do not match.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, certErr := os.ReadFile(certFile)
+	keyPEM, keyErr := os.ReadFile(keyFile)
+	if certErr != nil || keyErr != nil {
+		var errs []error
+		if certErr != nil {
+			errs = append(errs, fmt.Errorf("cert_file: %w", certErr))
+		}
+		if keyErr != nil {
+			errs = append(errs, fmt.Errorf("key_file: %w", keyErr))
+		}
+		return tls.Certificate{}, errors.Join(errs...)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("cert_file, key_file: %w", err)
+	}
+	return cert, nil
 }
 
 // ClientConfig trusts only the CA in caPEM.

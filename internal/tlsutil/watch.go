@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -100,22 +101,28 @@ func LoadPool(file string) (*x509.CertPool, error) {
 }
 
 // ClientFiles builds an upstream client config: trust caFile (or the system
-// roots when empty), present certFile/keyFile when set.
+// roots when empty), present certFile/keyFile when set. Every problem is
+// returned, joined, each naming the file's role as the configuration does
+// (ca_file, cert_file, key_file).
 func ClientFiles(caFile, certFile, keyFile, serverName string, insecureSkipVerify bool) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, InsecureSkipVerify: insecureSkipVerify} //nolint:gosec // explicit unsafe option
+	var errs []error
 	if caFile != "" {
 		pool, err := LoadPool(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("upstream.tls.ca_file: %w", err)
+			errs = append(errs, fmt.Errorf("ca_file: %w", err))
 		}
 		cfg.RootCAs = pool
 	}
 	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		cert, err := loadKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("upstream.tls client certificate: %w", err)
+			errs = append(errs, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

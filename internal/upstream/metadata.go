@@ -17,7 +17,7 @@ import (
 type MetadataProbe struct {
 	Dial     ConnDialer
 	Dir      *Directory
-	Interval time.Duration
+	Interval time.Duration // 0: MetadataInterval
 	OnError  func(error)
 }
 
@@ -55,7 +55,7 @@ func (p *MetadataProbe) Refresh(ctx context.Context) error {
 // Run refreshes until ctx ends.
 func (p *MetadataProbe) Run(ctx context.Context) {
 	if p.Interval <= 0 {
-		p.Interval = 10 * time.Second
+		p.Interval = MetadataInterval
 	}
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()

@@ -59,6 +59,16 @@ func NewVersionProbe(d ConnDialer, ttl time.Duration, now func() time.Time) *Ver
 // probeTimeout bounds one background probe.
 const probeTimeout = 30 * time.Second
 
+// Prime learns the upstream's versions once, within the probe timeout, so
+// the first client does not wait for them. An error means the upstream is
+// not reachable yet; clients are refused until it is.
+func (p *VersionProbe) Prime(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err := p.UpstreamVersions(ctx)
+	return err
+}
+
 // UpstreamVersions returns the cached response, probing when there is none
 // and refreshing in the background when it is stale. A failed refresh keeps
 // the stale answer.

@@ -1,0 +1,347 @@
+package app
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/scram-proxy/scram-proxy/internal/config"
+	"github.com/scram-proxy/scram-proxy/internal/credstore"
+	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/localapi"
+	"github.com/scram-proxy/scram-proxy/internal/protocol/rewrite"
+	"github.com/scram-proxy/scram-proxy/internal/proxy"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+	"github.com/scram-proxy/scram-proxy/internal/state"
+	"github.com/scram-proxy/scram-proxy/internal/telemetry"
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/internal/upstream"
+)
+
+// Options is what the process supplies besides the configuration.
+type Options struct {
+	// Logger receives start-up and run-time logs; nil discards them.
+	Logger *zap.Logger
+	// Check builds for check-config: nothing on disk changes (state.dir is
+	// inspected read-only), listeners are bound only to see that they can
+	// be and released at once, and an address or state database already
+	// held by another process (a running proxy) is logged as a warning,
+	// not refused. Such an App cannot Run.
+	Check bool
+
+	_ struct{}
+}
+
+// App is the whole process built from a Config: every file loaded, every
+// listener bound, no goroutine started. Run starts it; Close releases what
+// Build opened. Not for concurrent use.
+type App struct {
+	cfg     config.Config
+	check   bool
+	log     *zap.Logger
+	metrics *telemetry.Prom
+
+	db       *state.DB
+	users    *credstore.Store
+	reloader *credstore.Reloader
+	tokens   *dtoken.Manager
+	dialer   *upstream.Dialer
+	dir      *upstream.Directory
+	routes   *upstream.Routes
+	probe    *upstream.VersionProbe
+	watchers []*tlsutil.Watcher // rebuilt every credentials.reload_interval
+	srv      *proxy.Server
+
+	ln     net.Listener        // the client listener
+	health []*telemetry.Server // metrics and health
+	closed bool
+}
+
+// Build loads and checks everything cfg names and builds the process
+// without starting it. It returns every problem, joined, each naming its
+// configuration key; on error nothing stays open.
+func Build(cfg config.Config, o Options) (*App, error) {
+	// Validate again: a Config built in code (demo, tests) skipped Load.
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, check: o.Check, log: o.Logger, metrics: telemetry.NewProm()}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	var errs []error
+	fail := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	res, err := cfg.Resolve()
+	fail(err)
+	fail(a.openState())
+	fail(a.loadUsers())
+	auth, local, err := a.buildAuth(res.TokenKey)
+	fail(err)
+	fail(a.buildUpstream(res))
+	listenerTLS, err := a.buildListenerTLS()
+	fail(err)
+	if len(errs) == 0 {
+		fail(a.buildServer(auth, local, listenerTLS))
+	}
+	if len(errs) == 0 {
+		fail(a.listen())
+	}
+	if err := errors.Join(errs...); err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	if a.check {
+		_ = a.Close()
+	}
+	return a, nil
+}
+
+// Close releases what Build opened (listeners, the state database). Run
+// calls it on return; calling it again does nothing.
+func (a *App) Close() error {
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	var errs []error
+	if a.ln != nil {
+		errs = append(errs, a.ln.Close())
+	}
+	for _, h := range a.health {
+		errs = append(errs, h.Close())
+	}
+	if a.db != nil {
+		errs = append(errs, a.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Summary describes what was built, for check-config's success line.
+func (a *App) Summary() string {
+	return fmt.Sprintf("listener %s (advertised %s), %d users, upstream %v, routing %s",
+		a.cfg.Listener.Address, a.cfg.AdvertisedAddress(), a.users.Users(), a.cfg.Upstream.BootstrapServers, a.cfg.Routing.Mode)
+}
+
+// openState opens state.dir (read-only for a check). A database a running
+// proxy holds cannot be inspected: a check says so and goes on without it.
+func (a *App) openState() error {
+	dir := a.cfg.State.Dir
+	if dir == "" {
+		return nil
+	}
+	o := state.Options{OnBadRecord: func(r state.BadRecord) {
+		a.metrics.RecordSkipped(r.Kind)
+		a.log.Error("state record does not load; skipped", zap.String("kind", r.Kind), zap.String("key", r.Key), zap.Error(r.Err))
+	}}
+	var err error
+	if a.check {
+		a.db, err = state.Inspect(dir, o)
+		if errors.Is(err, state.ErrInUse) {
+			a.log.Warn("not checked: state.dir's users and tokens (the database is in use)", zap.Error(err))
+			return nil
+		}
+	} else {
+		a.db, err = state.Open(dir, o)
+	}
+	return err
+}
+
+// loadUsers performs the first load of credentials.file and
+// credentials.secrets_dir (fatal when broken: Build returns the error) and
+// keeps the reloader that keeps them current, logging every reload by user
+// count, never a secret.
+func (a *App) loadUsers() error {
+	a.users = credstore.NewStore(nil)
+	first := true
+	a.reloader = &credstore.Reloader{
+		Store:      a.users,
+		File:       a.cfg.Credentials.File,
+		SecretsDir: a.cfg.Credentials.SecretsDir,
+		Interval:   a.cfg.Credentials.ReloadInterval,
+		Rand:       rand.Reader,
+		OnLoad: func(src credstore.Source, users int, warns []credstore.Warning, err error) {
+			if err != nil {
+				if first {
+					return // returned by Build, not a reload
+				}
+				a.metrics.Reload(src.String(), "error")
+				a.log.Error("credentials not reloaded; keeping the previous users", zap.String("source", src.String()), zap.Error(err))
+				return
+			}
+			a.metrics.Reload(src.String(), "ok")
+			for _, w := range warns {
+				a.log.Warn(w.Message, zap.String("user", w.User), zap.String("source", src.String()))
+			}
+			a.log.Info("credentials loaded", zap.String("source", src.String()), zap.Int("users", users))
+		},
+	}
+	err := a.reloader.Load()
+	first = false
+	return err
+}
+
+// buildAuth builds the SCRAM authenticator over the credential layers and
+// the token manager, and the APIs the proxy answers itself (delegation
+// tokens, SCRAM admin). With no token key the manager is disabled and the
+// token APIs answer 61, as a Kafka broker without a key does.
+func (a *App) buildAuth(tokenKey string) (*sasl.Authenticator, proxy.LocalAPIs, error) {
+	var errs []error
+	var userStore credstore.UserStore = credstore.NewMemUsers()
+	phantomKey := make([]byte, 32)
+	if a.db != nil {
+		userStore = a.db
+		var err error
+		if phantomKey, err = a.db.Secret("phantom_scram"); err != nil {
+			errs = append(errs, fmt.Errorf("state.dir: %w", err))
+		}
+	} else if _, err := rand.Read(phantomKey); err != nil {
+		errs = append(errs, err)
+	}
+	admin, err := credstore.NewAdmin(a.users, userStore, a.cfg.Authz.SuperUsers)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("state.dir: %w", err))
+	}
+	t := a.cfg.Tokens
+	o := dtoken.Options{SuperUsers: a.cfg.Authz.SuperUsers}
+	if tokenKey != "" {
+		o = dtoken.Options{SecretKey: tokenKey, MaxLifetime: t.MaxLifetime, ExpiryTime: t.ExpiryTime,
+			CheckInterval: t.ExpiryCheckInterval, MaxPerOwner: t.MaxPerOwner, SuperUsers: a.cfg.Authz.SuperUsers}
+		// Validation requires state.dir with tokens; the store is nil only
+		// in a check that found the database in use.
+		if a.db != nil {
+			o.Store = a.db
+		}
+	}
+	if a.tokens, err = dtoken.New(o); err != nil { // super users are validated: the stored tokens failed
+		errs = append(errs, fmt.Errorf("state.dir: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	auth := sasl.NewAuthenticator(sasl.Options{Users: a.users, Tokens: a.tokens, RejectExpiredTokens: true,
+		PhantomKey: phantomKey})
+	return auth, localapi.New(a.tokens, admin), nil
+}
+
+// buildListenerTLS loads the listener's certificate, key and client CA;
+// the watcher rebuilds them when the files change.
+func (a *App) buildListenerTLS() (*tls.Config, error) {
+	t := a.cfg.Listener.TLS
+	if !t.Enabled {
+		return nil, nil
+	}
+	w, err := tlsutil.NewWatcher([]string{t.CertFile, t.KeyFile, t.ClientCAFile}, func() (*tls.Config, error) {
+		return tlsutil.ServerConfig(t.CertFile, t.KeyFile, t.MinVersion, t.ClientCAFile)
+	})
+	if err != nil {
+		return nil, inSection("listener.tls", err)
+	}
+	w.OnReload = a.reloadLogger("listener certificate")
+	a.watchers = append(a.watchers, w)
+	return w.ServerConfig(), nil
+}
+
+// reloadLogger reports certificate reloads.
+func (a *App) reloadLogger(what string) func(error) {
+	return func(err error) {
+		if err != nil {
+			a.metrics.Reload(what, "error")
+			a.log.Error(what+" not reloaded; keeping the previous one", zap.Error(err))
+			return
+		}
+		a.metrics.Reload(what, "ok")
+		a.log.Info(what + " reloaded")
+	}
+}
+
+// buildServer builds the proxy server from the parts built before.
+func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, listenerTLS *tls.Config) error {
+	c := a.cfg
+	var mechs []sasl.Mechanism
+	for _, m := range c.SASL.Mechanisms {
+		mech, _ := sasl.ParseMechanism(m) // validated by config
+		mechs = append(mechs, mech)
+	}
+	registry := rewrite.Default()
+	if c.Routing.FetchNodeEndpoints {
+		registry = registry.WithFetchEndpoints()
+	}
+	srv, err := proxy.New(proxy.Options{
+		TLS:             listenerTLS,
+		Auth:            auth,
+		Mechanisms:      mechs,
+		Upstream:        a.dialer,
+		Versions:        a.probe,
+		AddrMap:         a.routes,
+		Registry:        registry,
+		Logger:          a.log,
+		Metrics:         a.metrics,
+		FailedAuthDelay: c.SASL.FailedAuthDelay,
+		AuthTimeout:     c.SASL.AuthTimeout,
+		IdleTimeout:     c.Listener.IdleTimeout,
+		MaxReceiveSize:  c.SASL.MaxReceiveSize,
+		MaxRequestSize:  c.Listener.MaxRequestSize,
+		MaxConnections:  c.Listener.MaxConnections,
+		MaxReauth:       c.SASL.MaxReauth,
+		RouteSNI:        a.routes.SNIRouter(),
+		Local:           local,
+		ListenerName:    "client",
+	})
+	a.srv = srv
+	return err
+}
+
+// listen binds the client listener and the metrics listener. A check
+// releases them at once; an address already in use there (by a running
+// proxy, most likely) is a warning, since serve would find it free once
+// that proxy stops.
+func (a *App) listen() error {
+	var errs []error
+	bind := func(key, addr string, open func() error) {
+		err := open()
+		if a.check && errors.Is(err, syscall.EADDRINUSE) {
+			a.log.Warn("not checked: "+key+" (the address is in use)", zap.String("address", addr))
+			return
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	bind("listener.address", a.cfg.Listener.Address, func() (err error) {
+		a.ln, err = net.Listen("tcp", a.cfg.Listener.Address)
+		return err
+	})
+	if m := a.cfg.Metrics; m.Address != "" {
+		bind("metrics.address", m.Address, func() error {
+			h, err := telemetry.Listen(m.Address, telemetry.Endpoints{Metrics: a.metrics.Handler(),
+				Checks: telemetry.Readiness(a.srv, a.dialer, nil), Profiling: m.Pprof})
+			if err == nil {
+				a.health = append(a.health, h)
+			}
+			return err
+		})
+	}
+	return errors.Join(errs...)
+}
+
+// inSection prefixes each joined problem with its configuration section:
+// tlsutil names a file by its key within the section ("cert_file: ...").
+func inSection(section string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, p := range j.Unwrap() {
+			out = append(out, inSection(section, p))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s.%w", section, err)
+}

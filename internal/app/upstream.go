@@ -1,0 +1,71 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/scram-proxy/scram-proxy/internal/config"
+	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
+	"github.com/scram-proxy/scram-proxy/internal/upstream"
+)
+
+// buildUpstream builds the upstream side: the dialer with its TLS and SASL
+// identities, the broker directory, the routing strategy and the ApiVersions
+// probe.
+func (a *App) buildUpstream(res config.Resolved) error {
+	u, r := a.cfg.Upstream, a.cfg.Routing
+	var err error
+	if a.dialer, err = upstream.NewDialer(u.BootstrapServers, u.DialTimeout); err != nil {
+		return fmt.Errorf("upstream.bootstrap_servers: %w", err)
+	}
+	a.dir = upstream.NewDirectory()
+	a.routes, err = upstream.NewRoutes(upstream.RoutesOptions{
+		Mode: upstream.Mode(r.Mode), Dir: a.dir,
+		Template: r.AdvertisedAddressTemplate, Brokers: res.Brokers,
+		Host: r.AdvertisedHost, PortBase: r.BrokerPortBase, Ports: res.BrokerPorts,
+		SNIPattern: r.SNIHostPattern,
+		Listen:     a.cfg.Listener.Address, Advertised: a.cfg.AdvertisedAddress(),
+	})
+	if err != nil {
+		return err
+	}
+	a.dialer.Dir, a.dialer.Local = a.dir, a.routes.DialsLocal()
+	if a.dialer.Security, err = a.upstreamSecurity(res); err != nil {
+		return err
+	}
+	a.probe = upstream.NewVersionProbe(a.dialer, 0, nil)
+	return nil
+}
+
+// upstreamSecurity turns upstream.tls, upstream.sasl and upstream.identities
+// into the dialer's security; nil for plaintext without SASL. Passwords were
+// read from their files by config.Resolve, once, at start-up.
+func (a *App) upstreamSecurity(res config.Resolved) (*upstream.Security, error) {
+	u := a.cfg.Upstream
+	sec := &upstream.Security{}
+	if u.SASL.Mechanism != "" {
+		sec.Default = &upstream.Identity{Mechanism: u.SASL.Mechanism, Username: u.SASL.Username, Password: res.UpstreamPassword}
+	}
+	for i, m := range u.Identities {
+		sec.Mappings = append(sec.Mappings, upstream.Mapping{Principals: m.Principals,
+			Identity: upstream.Identity{Mechanism: m.SASL.Mechanism, Username: m.SASL.Username, Password: res.IdentityPasswords[i]}})
+	}
+	if t := u.TLS; t.Enabled {
+		w, err := tlsutil.NewWatcher([]string{t.CAFile, t.CertFile, t.KeyFile}, func() (*tls.Config, error) {
+			return tlsutil.ClientFiles(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify)
+		})
+		if err != nil {
+			return nil, inSection("upstream.tls", err)
+		}
+		w.OnReload = a.reloadLogger("upstream tls files")
+		a.watchers = append(a.watchers, w)
+		sec.TLS = w.Current
+		if t.InsecureSkipVerify {
+			a.log.Warn("upstream.tls.insecure_skip_verify is on: the upstream certificate is not verified")
+		}
+	}
+	if sec.TLS == nil && sec.Default == nil && len(sec.Mappings) == 0 {
+		return nil, nil
+	}
+	return sec, nil
+}

@@ -54,7 +54,8 @@ func realKafka(t *testing.T, nodes int) *kafkabed.Cluster {
 		users[kafkaProxyUser] = kafkaProxyPassword
 		b = &kafkaBed{}
 		b.c, b.err = kafkabed.Start(context.Background(), kafkabed.Config{Nodes: nodes, Users: users,
-			SuperUsers: []string{"admin", kafkaProxyUser}, Log: os.Stderr})
+			SuperUsers: []string{"admin", kafkaProxyUser}, Log: os.Stderr,
+			Properties: map[string]string{"connection.failed.authentication.delay.ms": strconv.FormatInt(kafkaFailedAuthDelay.Milliseconds(), 10)}})
 		kafkaBeds.m[nodes] = b
 	}
 	kafkaBeds.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
@@ -151,4 +152,35 @@ func TestKafkaTestbedProxyConfig(t *testing.T) {
 	rec := &recorder{}
 	produceConsume(t, e, scramAuth("alice"), topic, 10, rec)
 	rec.check(t, e)
+}
+
+// TestRealKafkaThreeBrokers: one proxy routes port-per-broker in front of
+// the three-node cluster; franz-go produces to and consumes from partitions
+// led by every node through the brokers' own proxy ports, and no broker
+// address reaches it.
+func TestRealKafkaThreeBrokers(t *testing.T) {
+	k := realKafka(t, 3)
+	topic := uniqueTopic(t, "rk3")
+	base := portBlock(t, 4) // node ids 1-3 listen at base+id
+	e := startProxy(t, envOptions{kafka: k, topics: []string{topic}, partitions: 6,
+		config: func(c *config.Config) {
+			c.Routing = config.Routing{Mode: "port-per-broker", BrokerPortBase: base, AdvertisedHost: "localhost"}
+		}})
+	allowed := []string{e.Addr}
+	for id := 1; id <= 3; id++ {
+		allowed = append(allowed, "localhost:"+strconv.Itoa(base+id))
+	}
+	rec := &recorder{}
+	produceConsumeVia(t, e.Addr, e.clientTLS(t), scramAuth("alice"), topic, 60, 6, rec)
+	var brokers []string
+	for _, l := range []string{kafkabed.SASLSSL, kafkabed.SASLPlaintext, kafkabed.Plaintext} {
+		brokers = append(brokers, k.Bootstrap(l)...)
+	}
+	rec.checkAgainst(t, brokers, allowed)
+	rec.mu.Lock()
+	dialed := len(rec.dialed)
+	rec.mu.Unlock()
+	if dialed != 4 {
+		t.Fatalf("client dialed %d proxy addresses, want the bootstrap and all three broker ports: %v", dialed, rec.dialed)
+	}
 }

@@ -574,7 +574,8 @@ const proxyUsersFile = `users:
 // and admin (a super user) with the passwords alice-secret and
 // admin-secret, serves delegation tokens, and reaches the brokers'
 // SASL_PLAINTEXT listeners as the user proxy (which the cluster must have,
-// as a super user: see the kafka-testbed command).
+// as a super user: see the kafka-testbed command). With more than one node
+// it routes port-per-broker: node N is localhost:<listen port + N>.
 func (c *Cluster) WriteProxyConfig(dir, listen, upstreamUser, upstreamPassword string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -588,6 +589,10 @@ func (c *Cluster) WriteProxyConfig(dir, listen, upstreamUser, upstreamPassword s
 		return "", err
 	}
 	tlsDir := filepath.Join(c.dir, "tls")
+	routing := ""
+	if len(c.Nodes) > 1 {
+		routing = "routing:\n  mode: port-per-broker\n  broker_port_base: " + port + "\n  advertised_host: localhost\n"
+	}
 	cfg := fmt.Sprintf(`# scram-proxy in front of the kafkabed test bed (written by kafka-testbed).
 listener:
   address: %s
@@ -612,8 +617,8 @@ metrics:
   address: ""
 log:
   format: console
-`, listen, port, filepath.Join(tlsDir, "server.pem"), filepath.Join(tlsDir, "server-key.pem"), usersFile,
-		strings.Join(c.Bootstrap(SASLPlaintext), ", "), upstreamUser, upstreamPassword, filepath.Join(dir, "state"))
+%s`, listen, port, filepath.Join(tlsDir, "server.pem"), filepath.Join(tlsDir, "server-key.pem"), usersFile,
+		strings.Join(c.Bootstrap(SASLPlaintext), ", "), upstreamUser, upstreamPassword, filepath.Join(dir, "state"), routing)
 	path := filepath.Join(dir, "scram-proxy.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

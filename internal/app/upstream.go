@@ -20,7 +20,7 @@ func (a *App) buildUpstream(res config.Resolved) error {
 	}
 	a.dir = upstream.NewDirectory()
 	a.routes, err = upstream.NewRoutes(upstream.RoutesOptions{
-		Mode: upstream.Mode(r.Mode), Dir: a.dir,
+		Mode: upstream.Mode(r.Mode), Dir: a.dir, Bootstrap: u.BootstrapServers,
 		Template: r.AdvertisedAddressTemplate, Brokers: res.Brokers,
 		Host: r.AdvertisedHost, PortBase: r.BrokerPortBase, Ports: res.BrokerPorts,
 		SNIPattern: r.SNIHostPattern,

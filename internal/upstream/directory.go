@@ -69,6 +69,19 @@ func (d *Directory) Addr(node int32) (string, bool) {
 	return a, ok
 }
 
+// Hosts lists the hosts of the known nodes' upstream addresses.
+func (d *Directory) Hosts() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]string, 0, len(d.nodes))
+	for _, a := range d.nodes {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Nodes lists the known node ids, sorted.
 func (d *Directory) Nodes() []int32 {
 	d.mu.RLock()

@@ -36,6 +36,9 @@ const MetadataInterval = 10 * time.Second
 type Routes struct {
 	Mode Mode
 	Dir  *Directory
+	// Bootstrap is upstream.bootstrap_servers: their hosts, with the
+	// directory's, are what UpstreamHosts reports.
+	Bootstrap []string
 
 	// Sidecar: Template with "{id}", and explicit per-node addresses.
 	Template string
@@ -56,6 +59,7 @@ type Routes struct {
 type RoutesOptions struct {
 	Mode       Mode
 	Dir        *Directory
+	Bootstrap  []string // upstream.bootstrap_servers (for UpstreamHosts)
 	Template   string
 	Brokers    map[int32]string
 	Host       string
@@ -72,7 +76,7 @@ type RoutesOptions struct {
 
 // NewRoutes builds the strategy for o.Mode.
 func NewRoutes(o RoutesOptions) (*Routes, error) {
-	r := &Routes{Mode: o.Mode, Dir: o.Dir, Template: o.Template, Brokers: o.Brokers, Host: o.Host,
+	r := &Routes{Mode: o.Mode, Dir: o.Dir, Bootstrap: o.Bootstrap, Template: o.Template, Brokers: o.Brokers, Host: o.Host,
 		PortBase: o.PortBase, Ports: o.Ports, SNIPattern: o.SNIPattern}
 	switch o.Mode {
 	case ModeSidecar:
@@ -150,6 +154,21 @@ func (r *Routes) Advertise(node int32, host string, port int32) (string, int32, 
 	}
 	pn, _ := strconv.Atoi(p)
 	return h, int32(pn), nil
+}
+
+// UpstreamHosts implements rewrite.AddrMap: the hosts of the bootstrap
+// servers and of every broker the directory has seen.
+func (r *Routes) UpstreamHosts() []string {
+	var out []string
+	for _, a := range r.Bootstrap {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			out = append(out, h)
+		}
+	}
+	if r.Dir != nil {
+		out = append(out, r.Dir.Hosts()...)
+	}
+	return out
 }
 
 // AddrFor is node's client-facing host:port.

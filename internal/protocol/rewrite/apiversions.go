@@ -43,7 +43,7 @@ func (r Registry) ClampKeys(upstream []kmsg.ApiVersionsResponseApiKey, own []Ran
 		if clientMax >= 0 {
 			hi = min(hi, clientMax)
 		}
-		if h, ok := r[k.ApiKey]; ok && (h.Rewrite == nil && h.Exempt == "" || h.Scan != nil) {
+		if h, ok := r[k.ApiKey]; ok && (h.Clamp || h.Scan != nil) {
 			hi = min(hi, h.MaxVersion)
 		}
 		if hi < k.MinVersion {

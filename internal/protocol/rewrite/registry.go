@@ -2,19 +2,28 @@ package rewrite
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// AddrMap tells what a client must see for an upstream broker. Implementations
-// must be safe for concurrent use. An error means the node must not be shown
-// at all: rewriting fails rather than leak the upstream address.
+// AddrMap tells what a client must see for an upstream broker, and what the
+// upstream calls itself. Implementations must be safe for concurrent use.
 type AddrMap interface {
+	// Advertise maps one broker endpoint. An error means the node must not
+	// be shown at all: rewriting fails rather than leak the upstream
+	// address.
 	Advertise(nodeID int32, host string, port int32) (string, int32, error)
+	// UpstreamHosts lists the host names and addresses the upstream
+	// brokers and bootstrap servers are known by: text naming any of them
+	// is withheld from clients (NamesUpstream). The caller does not
+	// modify the result.
+	UpstreamHosts() []string
 }
 
-// Handling is how the proxy deals with one API whose response schema has a
-// host or port field.
+// Handling is how the proxy deals with one API whose response may carry
+// upstream detail: a host or port field, broker configurations, or text a
+// broker composed.
 type Handling struct {
 	// Rewrite, when set, rewrites the decoded response in place for every
 	// version from FromVersion up to kmsg's maximum, reporting whether it
@@ -25,9 +34,10 @@ type Handling struct {
 	// send KIP-951's tag before the version that defines it), so APIs
 	// whose endpoints are tags are decoded from their first flexible one.
 	FromVersion int16
-	// MaxVersion caps the advertised version range when Rewrite is nil:
+	// MaxVersion caps the advertised version range when Clamp is set:
 	// versions above it carry endpoints. -1 drops the API entirely.
 	MaxVersion int16
+	Clamp      bool
 	// Exempt explains why a host/port field is not a broker address; such
 	// APIs pass through untouched.
 	Exempt string
@@ -37,6 +47,13 @@ type Handling struct {
 	// With Scan set, MaxVersion caps the advertised range as well: above
 	// it endpoints are routine and must be rewritten, not refused.
 	Scan func(src Source, version int16) error
+	// Text, from version TextFrom, decodes the response to withhold the
+	// text a broker composed when it names the upstream (error messages,
+	// status details) and every client host (scrubText). Every response
+	// type with such a field has it (a reflection test enforces it).
+	Text     bool
+	TextFrom int16
+	text     *textPlan // planText of the response type, when Text
 }
 
 // Registry maps API keys to their handling. Every kmsg response type with a
@@ -48,9 +65,38 @@ type Registry map[int16]Handling
 // (Metadata, FindCoordinator, DescribeCluster, Produce, ShareFetch,
 // ShareAcknowledge) rewritten per node; Fetch capped below its node
 // endpoints (v15) and streamed under ScanFetch; DescribeQuorum clamped;
-// controller-only APIs dropped.
+// controller-only APIs dropped; broker configurations that name listeners
+// or addresses withheld (DescribeConfigs); and in every response with
+// broker-composed text or client hosts, those withheld when they could name
+// the upstream (see docs/upstream-detail.md).
 func Default() Registry {
-	drop := Handling{MaxVersion: -1}
+	r := endpoints()
+	// DescribeConfigs: broker configurations name listeners, addresses
+	// and controllers (listeners, advertised.listeners, ...).
+	r[32] = Handling{Rewrite: describeConfigs}
+	for _, k := range textKeys() {
+		h := r[k]
+		h.Text, h.text = true, planText(reflect.TypeOf(kmsg.ResponseForKey(k)))
+		if k == 0 {
+			h.TextFrom = 8 // Produce's ErrorMessage (v8+); below, nothing to decode
+		}
+		r[k] = h
+	}
+	return r
+}
+
+// textKeys lists the APIs whose responses carry broker-composed text
+// (ErrorMessage, AcknowledgeErrorMessage, StatusDetail) or client hosts
+// (ClientHost); TestEveryTextResponseIsScrubbed checks the list against
+// kmsg.
+func textKeys() []int16 {
+	return []int16{0, 10, 15, 19, 20, 29, 30, 31, 32, 33, 36, 37, 42, 43, 44, 45, 46, 48, 49, 50, 51, 55, 57,
+		60, 61, 64, 68, 69, 70, 76, 77, 78, 79, 80, 81, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94}
+}
+
+// endpoints is the handling of responses that carry broker endpoints.
+func endpoints() Registry {
+	drop := Handling{MaxVersion: -1, Clamp: true}
 	return Registry{
 		// Produce: the KIP-951 NodeEndpoints tag (defined from v10),
 		// decoded from the first flexible version (9). Only responses that
@@ -65,7 +111,7 @@ func Default() Registry {
 		3:  {Rewrite: metadata},
 		10: {Rewrite: findCoordinator},
 		60: {Rewrite: describeCluster},
-		55: {MaxVersion: 1}, // DescribeQuorum v2 lists controller listeners
+		55: {MaxVersion: 1, Clamp: true}, // DescribeQuorum v2 lists controller listeners
 		78: {Rewrite: shareFetch},
 		79: {Rewrite: shareAcknowledge},
 		// KRaft controller-to-controller APIs: never meaningful to a client
@@ -96,7 +142,7 @@ func (r Registry) WithFetchEndpoints() Registry {
 // NeedsRewrite reports whether responses to (key, version) must be decoded.
 func (r Registry) NeedsRewrite(key, version int16) bool {
 	h, ok := r[key]
-	return ok && h.Rewrite != nil && version >= h.FromVersion
+	return ok && (h.Rewrite != nil && version >= h.FromVersion || h.Text && version >= h.TextFrom)
 }
 
 // Scanner returns the check that large responses to (key, version) stream
@@ -115,8 +161,10 @@ func (r Registry) Scanner(key, version int16) func(Source, int16) error {
 // round trip (kmsg keeps them). body must stay unmodified until the result
 // is written: decoding aliases it.
 func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMap) (out []byte, changed bool, err error) {
-	h, ok := r[key]
-	if !ok || h.Rewrite == nil {
+	h := r[key]
+	endpoints := h.Rewrite != nil && version >= h.FromVersion
+	text := h.Text && version >= h.TextFrom
+	if !endpoints && !text {
 		return dst, false, nil
 	}
 	resp := kmsg.ResponseForKey(key)
@@ -124,9 +172,13 @@ func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMa
 	if err := resp.(kmsg.UnsafeReadFrom).UnsafeReadFrom(body); err != nil {
 		return dst, false, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(key), version, err)
 	}
-	changed, err = h.Rewrite(resp, m)
-	if err != nil {
-		return dst, false, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
+	if endpoints {
+		if changed, err = h.Rewrite(resp, m); err != nil {
+			return dst, false, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
+		}
+	}
+	if text && scrubText(resp, h.text, m) {
+		changed = true
 	}
 	if !changed {
 		return dst, false, nil

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 type fixed struct{}
+
+func (fixed) UpstreamHosts() []string { return []string{"10.1.2.3", "kafka-0.internal.example"} }
 
 func (fixed) Advertise(id int32, _ string, _ int32) (string, int32, error) {
 	if id == 99 {
@@ -55,8 +58,9 @@ func TestEveryEndpointResponseIsHandled(t *testing.T) {
 			t.Errorf("%s (key %d) carries Host/Port but is not in the registry", kmsg.NameForKey(k), k)
 			continue
 		}
-		if h.Rewrite == nil && h.Exempt == "" && h.MaxVersion >= resp.MaxVersion() {
-			t.Errorf("%s (key %d): clamp %d does not cut any version (kmsg max %d)", kmsg.NameForKey(k), k, h.MaxVersion, resp.MaxVersion())
+		if h.Rewrite == nil && h.Exempt == "" && (!h.Clamp || h.MaxVersion >= resp.MaxVersion()) {
+			t.Errorf("%s (key %d): neither rewritten, exempt, nor clamped below kmsg's max %d (clamp %v at %d)",
+				kmsg.NameForKey(k), k, resp.MaxVersion(), h.Clamp, h.MaxVersion)
 		}
 	}
 	if found < 10 {
@@ -204,9 +208,21 @@ func FuzzRewrite(f *testing.F) {
 	f.Add(int16(3), int16(0), m.AppendTo(nil))
 	f.Add(int16(10), int16(4), kmsg.NewPtrFindCoordinatorResponse().AppendTo(nil))
 	f.Add(int16(60), int16(1), kmsg.NewPtrDescribeClusterResponse().AppendTo(nil))
+	dc := describeConfigsFixture()
+	dc.SetVersion(4)
+	f.Add(int16(32), int16(4), dc.AppendTo(nil))
 	reg := Default()
+	keys := []int16{0, 1, 3, 10, 60, 78, 79}
+	for k, h := range reg { // every key the registry decodes, after the endpoint ones
+		if k != 0 && k != 1 && k != 3 && k != 10 && k != 60 && k != 78 && k != 79 && (h.Rewrite != nil || h.Text) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys[7:])
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
-		keys := []int16{0, 1, 3, 10, 60, 78, 79}
+		if hugeUvarint(body) {
+			return
+		}
 		key = keys[int(uint16(key))%len(keys)]
 		resp := kmsg.ResponseForKey(key)
 		version = int16(uint16(version) % uint16(resp.MaxVersion()+1))
@@ -219,7 +235,33 @@ func FuzzRewrite(f *testing.F) {
 		if err := again.ReadFrom(out); err != nil {
 			t.Fatalf("rewritten %d v%d does not decode: %v", key, version, err)
 		}
+		if reg[key].Text && scrubText(again, reg[key].text, fixed{}) {
+			t.Fatalf("rewritten %d v%d still has text naming the upstream", key, version)
+		}
 	})
+}
+
+// hugeUvarint reports whether body holds, at any offset, an unsigned
+// varint of 2^24 or more. kmsg (v1.15.0) reads a tagged-field section by
+// looping over its claimed count without stopping when the input runs out,
+// so a count near 2^32 costs tens of seconds of CPU before the decode
+// fails; the fuzzer would report that as a hang in every decoded API. It
+// is kmsg's to fix, and the proxy decodes only its own brokers' responses,
+// so the fuzz target leaves such inputs out.
+func hugeUvarint(body []byte) bool {
+	for i := range body {
+		var v uint64
+		for j, shift := i, uint(0); j < len(body) && shift < 64; j, shift = j+1, shift+7 {
+			v |= uint64(body[j]&0x7f) << shift
+			if body[j] < 0x80 {
+				break
+			}
+		}
+		if v >= 1<<24 {
+			return true
+		}
+	}
+	return false
 }
 
 func TestProduceAndShareRewrites(t *testing.T) {
@@ -233,8 +275,8 @@ func TestProduceAndShareRewrites(t *testing.T) {
 	if err != nil || bytes.Contains(out, []byte("10.1.2.3")) || !bytes.Contains(out, []byte("proxy.example")) {
 		t.Fatalf("produce: %q %v", out, err)
 	}
-	if reg.NeedsRewrite(0, 8) || !reg.NeedsRewrite(0, 9) || !reg.NeedsRewrite(1, 12) || reg.Scanner(1, 11) != nil || reg.Scanner(1, 12) == nil || reg.Scanner(0, 12) != nil {
-		t.Fatal("Produce decoded from v9; Fetch decoded or scanned from v12 (first flexible)")
+	if reg.NeedsRewrite(0, 7) || !reg.NeedsRewrite(0, 8) || !reg.NeedsRewrite(1, 12) || reg.Scanner(1, 11) != nil || reg.Scanner(1, 12) == nil || reg.Scanner(0, 12) != nil {
+		t.Fatal("Produce decoded from v8 (its ErrorMessage); Fetch decoded or scanned from v12 (first flexible)")
 	}
 	if full := reg.WithFetchEndpoints(); full.NeedsRewrite(1, 11) || !full.NeedsRewrite(1, 12) || full.Scanner(1, 12) != nil || !reg.NeedsRewrite(0, 9) {
 		t.Fatal("WithFetchEndpoints: Fetch decoded from v12, Produce unchanged")

@@ -66,3 +66,23 @@ func TestDirectoryChanges(t *testing.T) {
 		t.Fatalf("nodes %v", n)
 	}
 }
+
+func TestUpstreamHostsNameBootstrapAndSeenBrokers(t *testing.T) {
+	dir := NewDirectory()
+	r := &Routes{Mode: ModeSidecar, Dir: dir, Template: "proxy:9096", Bootstrap: []string{"boot.internal:9092", "[fd00::1]:9092"}}
+	if _, _, err := r.Advertise(1, "kafka-1.internal", 9093); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, h := range r.UpstreamHosts() {
+		got[h] = true
+	}
+	for _, want := range []string{"boot.internal", "fd00::1", "kafka-1.internal"} {
+		if !got[want] {
+			t.Errorf("%s missing from %v", want, got)
+		}
+	}
+	if got["proxy"] {
+		t.Error("the advertised host is not an upstream host")
+	}
+}

@@ -67,6 +67,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		zap.Bool("tls", a.cfg.Listener.TLS.Enabled),
 		zap.Strings("mechanisms", a.cfg.SASL.Mechanisms),
 		zap.Strings("upstream", a.cfg.Upstream.BootstrapServers))
+	a.warnSharedIdentity()
 	if a.tokens.Enabled() {
 		a.log.Info("delegation tokens enabled", zap.String("state_dir", a.cfg.State.Dir), zap.Int("tokens", a.tokens.Len()))
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
@@ -35,6 +37,26 @@ func (a *App) buildUpstream(res config.Resolved) error {
 	}
 	a.probe = upstream.NewVersionProbe(a.dialer, 0, nil)
 	return nil
+}
+
+// warnSharedIdentity says at start what the proxy does not authorize: it
+// checks who a client is, not what the client may do. Upstream, a client
+// acts with the proxy's own identity (upstream.sasl, or an unauthenticated
+// connection without it) unless an upstream.identities entry maps its
+// principal, and then with that entry's identity, shared by every
+// principal the entry matches. The brokers' ACLs and quotas see only these
+// identities.
+func (a *App) warnSharedIdentity() {
+	u := a.cfg.Upstream
+	who := "an unauthenticated connection (upstream.sasl is not set)"
+	if u.SASL.Mechanism != "" {
+		who = u.SASL.Mechanism + " user " + u.SASL.Username + " (upstream.sasl)"
+	}
+	msg := "every authenticated client acts upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client"
+	if len(u.Identities) > 0 {
+		msg = "clients that no upstream.identities entry matches act upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client"
+	}
+	a.log.Warn(msg, zap.String("upstream_identity", who), zap.Int("upstream_identities", len(u.Identities)))
 }
 
 // upstreamSecurity turns upstream.tls, upstream.sasl and upstream.identities

@@ -108,4 +108,4 @@ echo "present: $("$venv/bin/python" -c 'import kafka, confluent_kafka as c; prin
 
 # Apache Kafka (broker, tools, Java client) for the real-Kafka test bed.
 echo "present: $(java -version 2>&1 | head -1), $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g')"
-"${GO:-go}" run ./test/kafkabed/cmd/kafka-testbed -fetch-only | sed 's/^/present: /'
+"${GO:-go}" -C test run ./kafkabed/cmd/kafka-testbed -fetch-only | sed 's/^/present: /'

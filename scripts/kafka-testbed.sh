@@ -9,4 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
-exec go run ./test/kafkabed/cmd/kafka-testbed "$@"
+# The test bed is in the test module (test/go.mod); built into bin/ so that
+# relative paths in the arguments stay relative to the repository root.
+go -C test build -o ../bin/kafka-testbed ./kafkabed/cmd/kafka-testbed
+exec bin/kafka-testbed "$@"

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	proxyBinary = filepath.Join(dir, "scram-proxy")
-	build := exec.Command("go", "build", "-race", "-o", proxyBinary, "../cmd/scram-proxy")
+	build := exec.Command("go", "build", "-race", "-o", proxyBinary, "github.com/scram-proxy/scram-proxy/cmd/scram-proxy")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build scram-proxy:", err)

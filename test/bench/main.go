@@ -341,7 +341,7 @@ func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pi
 	bin := *binPath
 	if bin == "" {
 		bin = filepath.Join(dir, "scram-proxy")
-		if b, err := exec.Command("go", "build", "-o", bin, "./cmd/scram-proxy").CombinedOutput(); err != nil {
+		if b, err := exec.Command("go", "build", "-o", bin, "github.com/scram-proxy/scram-proxy/cmd/scram-proxy").CombinedOutput(); err != nil {
 			return "", "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
 		}
 	}

@@ -16,7 +16,7 @@
 //	c.Bootstrap(kafkabed.SASLPlaintext) // ["127.0.0.1:port"]
 //
 // Kafka's tools and Java programs run from the same jars with
-// Artifacts.Command; `go run ./test/kafkabed/cmd/kafka-testbed` (or
-// scripts/kafka-testbed.sh) starts a cluster for a person and prints how to
-// reach it.
+// Artifacts.Command; scripts/kafka-testbed.sh (which builds
+// ./kafkabed/cmd/kafka-testbed of the test module) starts a cluster for a
+// person and prints how to reach it.
 package kafkabed

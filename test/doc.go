@@ -8,6 +8,6 @@
 // replacing the product module with ../), so the client libraries the tests
 // drive stay out of the product's go.mod. Run it with `go test ./...` here,
 // or `make test` at the root. Configurations are typed config.Config values
-// written by internal/testconfig; hand-driven connections use
+// written with config.Marshal; hand-driven connections use
 // internal/protocol/protocoltest.Wire of the product module.
 package test

@@ -23,7 +23,6 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
-	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
@@ -265,9 +264,7 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 		o.config(&cfg)
 	}
 	cfgFile := filepath.Join(dir, "scram-proxy.yaml")
-	if err := testconfig.Write(cfgFile, cfg); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, cfgFile, cfg)
 	if o.upstreamTLS {
 		watch = &upstreamWatch{} // detached: TLS upstream connections are the proxy's own
 	}
@@ -350,6 +347,18 @@ func (e *proxyEnv) stop(t *testing.T) {
 	}
 	if n := e.Watch.tlsSeen.Load(); n > 0 {
 		t.Errorf("%d client connection(s) reached the upstream directly: an upstream address leaked", n)
+	}
+}
+
+// writeConfig writes c where the proxy process reads it (config.Marshal).
+func writeConfig(t *testing.T, path string, c config.Config) {
+	t.Helper()
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

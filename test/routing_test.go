@@ -18,7 +18,6 @@ import (
 
 	"github.com/scram-proxy/scram-proxy/internal/config"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
-	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 )
 
 // cluster3 is a three-broker kfake cluster (node ids 0, 1, 2) with a
@@ -86,9 +85,7 @@ func (cl *cluster3) launch(t *testing.T, name string, port int, bootstrap string
 		edit(&cfg)
 	}
 	cfgFile := filepath.Join(cl.dir, name+".yaml")
-	if err := testconfig.Write(cfgFile, cfg); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, cfgFile, cfg)
 	e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: cl.files[0], CAPEM: cl.ca.CAPEM,
 		Upstream: bootstrap, Cluster: cl.c, Watch: cl.watch, logs: &syncBuffer{}, configDir: cl.dir,
 		cfgFile: cfgFile, port: port}

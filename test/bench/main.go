@@ -37,7 +37,6 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
-	"github.com/scram-proxy/scram-proxy/test/internal/testconfig"
 )
 
 const (
@@ -364,7 +363,11 @@ func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pi
 	cfg.Metrics = config.Metrics{Address: debug, Pprof: true}
 	cfg.Log.Level = "warn"
 	cfgFile := filepath.Join(dir, "proxy.yaml")
-	if err := testconfig.Write(cfgFile, cfg); err != nil {
+	b, err := config.Marshal(cfg)
+	if err != nil {
+		return "", "", 0, nil, err
+	}
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		return "", "", 0, nil, err
 	}
 	cmd := exec.Command(bin, "--config", cfgFile)

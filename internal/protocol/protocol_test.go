@@ -41,7 +41,7 @@ func goldenFrames(t *testing.T, file string) map[string][]byte {
 }
 
 func TestGoldenRequestHeaders(t *testing.T) {
-	g := goldenFrames(t, "testdata/spec-9.6.hex")
+	g := goldenFrames(t, "testdata/wire-frames.hex")
 	for _, tc := range []struct {
 		name          string
 		key, version  int16
@@ -75,9 +75,9 @@ func TestGoldenRequestHeaders(t *testing.T) {
 }
 
 // TestGoldenResponses encodes responses the way the proxy does and compares
-// them byte for byte with the spec's frames.
+// them byte for byte with testdata/wire-frames.hex.
 func TestGoldenResponses(t *testing.T) {
-	g := goldenFrames(t, "testdata/spec-9.6.hex")
+	g := goldenFrames(t, "testdata/wire-frames.hex")
 	mechs := []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 	hs := kmsg.NewPtrSASLHandshakeResponse()
@@ -128,7 +128,7 @@ func TestApiVersionsResponseHeaderAlwaysV0(t *testing.T) {
 	if !Flexible(KeyApiVersions, 3) || Flexible(KeyApiVersions, 2) {
 		t.Fatal("ApiVersions requests are flexible from v3")
 	}
-	// Not capped at kmsg's highest version (spec §1.1).
+	// Not capped at kmsg's highest version (docs/protocol.md, "Framing").
 	if !Flexible(KeyApiVersions, 99) {
 		t.Fatal("versions above kmsg's max stay flexible")
 	}

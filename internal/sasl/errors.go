@@ -2,7 +2,8 @@ package sasl
 
 import "errors"
 
-// Sentinels for the three ways a SCRAM step fails on the wire (spec §3.8).
+// Sentinels for the three ways a SCRAM step fails on the wire (docs/protocol.md,
+// "SCRAM failures").
 var (
 	// ErrAuthFailed covers every Kafka SaslException: the client gets
 	// error 58 with a generic message (or, on the v0 path, a close).

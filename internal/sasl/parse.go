@@ -27,7 +27,7 @@ func (cf ClientFirst) TokenAuth() bool {
 var errSyntax = errors.New("syntax")
 
 // ParseClientFirst parses a client-first-message with the grammar Kafka's
-// ScramMessages.ClientFirstMessage accepts (spec §3.2):
+// ScramMessages.ClientFirstMessage accepts (docs/protocol.md, "SCRAM"):
 //
 //	"n," ["a=" saslname] "," ["m=" value ","] "n=" saslname ",r=" nonce *("," key "=" value)
 //
@@ -169,7 +169,10 @@ type ClientFinal struct {
 }
 
 // ParseClientFinal parses a client-final-message with Kafka's grammar
-// (spec §3.4): "c=" base64 ",r=" nonce *("," key "=" value) ",p=" base64,
+// (docs/protocol.md, "SCRAM"):
+//
+//	"c=" base64 ",r=" nonce *("," key "=" value) ",p=" base64
+//
 // where base64 is standard, padded, and may be empty. The channel binding is
 // decoded but, as in Kafka, never compared with anything.
 func ParseClientFinal(msg string) (ClientFinal, error) {

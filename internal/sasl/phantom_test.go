@@ -12,7 +12,7 @@ func TestShapeOfRecognisesKafkaSalts(t *testing.T) {
 		salt string
 		want SaltForm
 	}{
-		{"5l1y8f2vt8j3mqfr6a4k2hgc0", SaltBase36}, // the spec vector's salt
+		{"5l1y8f2vt8j3mqfr6a4k2hgc0", SaltBase36}, // the token vector's salt (vectors_test.go)
 		{max, SaltBase36},
 		{"2" + strings.Repeat("0", 25), SaltBytes}, // 26 digits above 2^130
 		{"05l1y8f2vt8j3mqfr6a4k2hgc", SaltBytes},   // leading zero

@@ -28,7 +28,8 @@ type Options struct {
 	Now func() time.Time
 	// RejectExpiredTokens fails token logins whose expiry or max lifetime
 	// has passed, at round 1. Kafka keeps accepting such tokens until its
-	// expiry sweep removes them (spec §5.6); this is stricter.
+	// expiry sweep removes them (docs/protocol.md, "Delegation tokens");
+	// this is stricter.
 	RejectExpiredTokens bool
 	// PhantomKey, when set, answers unknown users with a made-up but stable
 	// challenge (salt and keys derived from this secret) and fails them at

@@ -76,7 +76,8 @@ func exchange(t *testing.T, a *Authenticator, m Mechanism, first, wantServerFirs
 
 func fixedNonce(n string) func() string { return func() string { return n } }
 
-// Spec §9.3: the RFC 7677 example through a Kafka-style verifier.
+// The example exchange of RFC 7677 section 3 through the Kafka-style
+// verifier (docs/protocol.md, "Test vectors").
 func TestRFC7677Vector(t *testing.T) {
 	cred := mustStored(t, ScramSHA256, "salt=W22ZaJ0SNY7soEsUEjb6gQ==,stored_key=WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,server_key=wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=,iterations=4096")
 	salt, _ := base64.StdEncoding.DecodeString("W22ZaJ0SNY7soEsUEjb6gQ==")
@@ -96,7 +97,8 @@ func TestRFC7677Vector(t *testing.T) {
 	}
 }
 
-// Spec §9.4: alice / alice-secret, SCRAM-SHA-256, i=8192, Kafka-style nonce.
+// alice / alice-secret, SCRAM-SHA-256, i=8192, a base-36 server nonce as
+// Kafka makes them.
 func TestAliceVector(t *testing.T) {
 	stored := "salt=MXA0YjJtOXgzcjdjMHE4czV6Nnc0dDJ5aA==,stored_key=9ZSCpYvE1vMpGvoXPbqX8ucxVbCdCbk48+iAc7pg2KU=,server_key=2aIYQBWeCfYfoA4BacphSm06SgJ+ywqNt9VBfk/NFHg=,iterations=8192"
 	cred := mustStored(t, ScramSHA256, stored)
@@ -120,7 +122,8 @@ const (
 	token256  = "salt=NWwxeThmMnZ0OGozbXFmcjZhNGsyaGdjMA==,stored_key=WEkl2BxR32FAwH6mabytezP9J5M0jPzJGkbyQHlBhag=,server_key=F05GXGAOIJL+X/GJZY7Iaw0koxNDGyAJKHJNwdE4MEU=,iterations=4096"
 )
 
-// Spec §5.3 and §5.4: the token HMAC and the SCRAM credentials derived from it.
+// The token HMAC (HMAC-SHA512 of the token id under the secret) and the
+// SCRAM credentials derived from it (docs/protocol.md, "Delegation tokens").
 func TestTokenHMACAndCredentialVectors(t *testing.T) {
 	mac := hmac.New(sha512.New, []byte("kafka-dt-secret-key"))
 	mac.Write([]byte(tokenID))
@@ -164,7 +167,7 @@ const (
 	tokSFinal = "v=WovMgCn07485R+fTx1ceLIMZm8lOi033d2EVer+RKF9y7T3n48Jx+qUU3Tb0QbPUICU0pMg5f2Y5EJ6df7TtOw=="
 )
 
-// Spec §9.5: a delegation-token login with tokenauth=true.
+// A delegation-token login with tokenauth=true against that credential.
 func TestTokenLoginVector(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	conv := exchange(t, tokenAuthenticator(t, exp, true), ScramSHA512, tokFirst, tokSFirst, tokFinal, tokSFinal)
@@ -174,7 +177,7 @@ func TestTokenLoginVector(t *testing.T) {
 	}
 }
 
-// Spec §9.5 negative: the same proof against an AuthMessage without the
+// The token login negated: the same proof against an AuthMessage without the
 // extension (the client-first bytes differ) fails.
 func TestTokenVectorWithoutExtensionFails(t *testing.T) {
 	a := tokenAuthenticator(t, time.Now().Add(time.Hour), true)
@@ -238,7 +241,7 @@ func TestXdgClientRoundTrips(t *testing.T) {
 	}
 }
 
-// Every failure row of spec §3.8.
+// Every row of the failure table in docs/protocol.md, "SCRAM failures".
 func TestFailureCatalogue(t *testing.T) {
 	cred, _ := DeriveCredential(ScramSHA512, "pw", []byte("salt-salt-salt"), 4096)
 	low, _ := DeriveCredential(ScramSHA512, "pw", []byte("salt-salt-salt"), 1000)

@@ -21,11 +21,18 @@ func tokenCaller(c caller) (dtoken.Caller, error) {
 // millis is a request's millisecond duration.
 func millis(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
 
-// expiryAnswer is the error code and expiry timestamp of a Renew or Expire
+// setExpiry runs change (the token manager's Renew or Expire) for the
+// token with hmac and returns the error code and expiry timestamp of the
 // answer. As in Kafka, a refusal by the broker itself
 // (DELEGATION_TOKEN_REQUEST_NOT_ALLOWED) carries -1 and one by the
 // controller 0. failed is an error the request cannot be answered with.
-func expiryAnswer(expiry time.Time, err error) (code int16, timestamp int64, failed error) {
+func (a *APIs) setExpiry(c caller, change func(*dtoken.Manager, dtoken.Caller, []byte, time.Duration) (time.Time, error),
+	hmac []byte, periodMillis int64) (code int16, timestamp int64, failed error) {
+	cl, err := tokenCaller(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	expiry, err := change(a.tokens, cl, hmac, millis(periodMillis))
 	if err == nil {
 		return 0, expiry.UnixMilli(), nil
 	}

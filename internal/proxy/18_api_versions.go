@@ -14,11 +14,11 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
 )
 
-func (s *session) handleApiVersions(ctx context.Context, h protocol.RequestHeader, body []byte) *gateFail {
+func (s *session) handleApiVersions(ctx context.Context, h protocol.RequestHeader, body []byte) reply {
 	table, err := s.srv.versions.get(ctx)
 	if err != nil {
 		s.log.Warn("upstream api versions unavailable", zap.Error(err))
-		return &gateFail{reason: reasonUpstreamDial}
+		return closeNow(reasonUpstreamDial)
 	}
 	lo, hi, _ := table.rangeOf(protocol.KeyApiVersions)
 	if h.Version < lo || h.Version > hi {
@@ -31,25 +31,22 @@ func (s *session) handleApiVersions(ctx context.Context, h protocol.RequestHeade
 		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{k}
 		v0 := h
 		v0.Version = 0
-		return s.writeOrFail(protocol.AppendResponse(nil, v0, resp))
+		return answer(protocol.AppendResponse(nil, v0, resp))
 	}
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(h.Version)
 	if err := req.ReadFrom(body); err != nil {
 		s.log.Info("malformed ApiVersions request", zap.Error(err))
-		return &gateFail{reason: reasonProtocol}
+		return closeNow(reasonProtocol)
 	}
 	if h.Version >= 3 && !(validSoftwareField(req.ClientSoftwareName) && validSoftwareField(req.ClientSoftwareVersion)) {
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.ErrorCode = kerr.InvalidRequest.Code
-		return s.writeOrFail(protocol.AppendResponse(nil, h, resp))
+		return answer(protocol.AppendResponse(nil, h, resp))
 	}
 	resp := *table.resp // copy: SetVersion must not touch the shared table
-	if fail := s.writeOrFail(protocol.AppendResponse(nil, h, &resp)); fail != nil {
-		return fail
-	}
 	s.state = stateAwaitHandshake
-	return nil
+	return answer(protocol.AppendResponse(nil, h, &resp))
 }
 
 // validSoftwareField implements ApiVersionsRequest's pattern
@@ -66,15 +63,4 @@ func validSoftwareField(v string) bool {
 		}
 	}
 	return true
-}
-
-// writeOrFail writes a gate response; a failed write ends the connection.
-func (s *session) writeOrFail(b []byte) *gateFail {
-	if err := s.write(b); err != nil {
-		if isTimeout(err) {
-			return &gateFail{reason: reasonAuthTimeout}
-		}
-		return &gateFail{reason: reasonClientClosed}
-	}
-	return nil
 }

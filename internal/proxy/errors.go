@@ -76,7 +76,9 @@ func isTimeout(err error) bool {
 }
 
 // authFailure is how a failed SASL step is answered on the wire: the single
-// place that maps sasl errors to Kafka error codes and messages (spec §3.8).
+// place that maps sasl errors to Kafka error codes and messages. Kafka's
+// SaslServerAuthenticator.handleSaslToken answers every SaslException with
+// one generic message that hides the cause; the exceptions are below.
 type authFailure struct {
 	respond bool   // write a SaslAuthenticate error response (v1 path only)
 	delay   bool   // wait sasl.failed_auth_delay before responding/closing
@@ -85,12 +87,35 @@ type authFailure struct {
 	reason  string // log/metric reason from the sasl package
 }
 
-// mapAuthError maps a Conversation.Step error to the wire. raw is the v0
-// handshake path (no SaslAuthenticate framing), reauth selects Kafka's
-// "re-authentication" wording.
+// principalChangeError is Kafka's SaslAuthenticationException from
+// ReauthInfo.ensurePrincipalUnchanged: a re-authentication logged in as
+// another principal.
+type principalChangeError struct{ from, to string }
+
+func (e *principalChangeError) Error() string {
+	dot := func(p string) string { // KafkaPrincipal rendered "%s.%s" by Kafka here
+		for i := 0; i < len(p); i++ {
+			if p[i] == ':' {
+				return p[:i] + "." + p[i+1:]
+			}
+		}
+		return p
+	}
+	return "Cannot change principals during re-authentication from " + dot(e.from) + ": " + dot(e.to)
+}
+
+// mapAuthError maps the error of a SCRAM step (Conversation.Step, or a
+// principal change) to the wire. raw is the v0 handshake path (no
+// SaslAuthenticate framing), reauth selects Kafka's "re-authentication"
+// wording.
 func mapAuthError(err error, m sasl.Mechanism, raw, reauth bool) authFailure {
 	f := authFailure{reason: sasl.Reason(err), code: kerr.SaslAuthenticationFailed.Code}
+	var pc *principalChangeError
 	switch {
+	case errors.As(err, &pc):
+		// A SaslAuthenticationException: its own message reaches the client.
+		f.reason, f.delay, f.respond, f.message = "principal_changed", true, true, pc.Error()
+		return f
 	case errors.Is(err, sasl.ErrProofLength):
 		// ScramFormatter.xor throws IllegalArgumentException: not a SASL
 		// exception, so Kafka closes with nothing written.

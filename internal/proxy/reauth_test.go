@@ -150,50 +150,48 @@ func TestSecondReauthenticationWithinASecondGets34(t *testing.T) {
 	}
 }
 
-func TestReauthenticationAsAnotherPrincipalFails(t *testing.T) {
+// failedReauth logs in as alice, re-authenticates as user with password
+// at SaslAuthenticate version v, and returns the final answer, after which
+// the connection must close, and how long that took.
+func failedReauth(t *testing.T, user, password string, v int16) (*kmsg.SASLAuthenticateResponse, time.Duration) {
+	t.Helper()
 	e, clock := reauthEnv(t, time.Hour)
 	w := loggedIn(t, e)
 	clock.Add(2 * time.Second)
 	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
-	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, "bob", "bob-secret")
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, user, password)
 	first, _ := conv.Step("")
-	r1 := w.RoundTrip(protocoltest.Authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	r1 := w.RoundTrip(protocoltest.Authenticate(v, []byte(first))).(*kmsg.SASLAuthenticateResponse)
 	final, err := conv.Step(string(r1.SASLAuthBytes))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := protocoltest.Authenticate(2, []byte(final))
+	req := protocoltest.Authenticate(v, []byte(final))
 	corr := w.Send(req)
 	b, after := w.ExpectClosed()
-	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
-	const want = "Cannot change principals during re-authentication from User.alice: User.bob"
-	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || len(r.SASLAuthBytes) != 0 {
-		t.Fatalf("got %d %v %q", r.ErrorCode, r.ErrorMessage, r.SASLAuthBytes)
-	}
-	if after < 40*time.Millisecond {
-		t.Errorf("failure answered after %v, before the delay", after)
-	}
+	return decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse), after
 }
 
-func TestReauthenticationWithAWrongPasswordFails(t *testing.T) {
-	e, clock := reauthEnv(t, time.Hour)
-	w := loggedIn(t, e)
-	clock.Add(2 * time.Second)
-	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
-	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, "wrong")
-	first, _ := conv.Step("")
-	r1 := w.RoundTrip(protocoltest.Authenticate(1, []byte(first))).(*kmsg.SASLAuthenticateResponse)
-	final, _ := conv.Step(string(r1.SASLAuthBytes))
-	req := protocoltest.Authenticate(1, []byte(final))
-	corr := w.Send(req)
-	b, after := w.ExpectClosed()
-	r := decodeAt(t, b, req, corr).(*kmsg.SASLAuthenticateResponse)
-	const want = "Authentication failed during re-authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
-	if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != want || r.SessionLifetimeMillis != 0 {
-		t.Fatalf("got %d %v lifetime %d", r.ErrorCode, r.ErrorMessage, r.SessionLifetimeMillis)
-	}
-	if after < 40*time.Millisecond {
-		t.Errorf("failure answered after %v, before the delay", after)
+func TestFailedReauthentication(t *testing.T) {
+	for _, tc := range []struct {
+		name, user, password string
+		v                    int16
+		want                 string
+	}{
+		{"another principal", "bob", "bob-secret", 2,
+			"Cannot change principals during re-authentication from User.alice: User.bob"},
+		{"wrong password", testUser, "wrong", 1,
+			"Authentication failed during re-authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, after := failedReauth(t, tc.user, tc.password, tc.v)
+			if r.ErrorCode != 58 || r.ErrorMessage == nil || *r.ErrorMessage != tc.want || len(r.SASLAuthBytes) != 0 || r.SessionLifetimeMillis != 0 {
+				t.Fatalf("got %d %v %q lifetime %d", r.ErrorCode, r.ErrorMessage, r.SASLAuthBytes, r.SessionLifetimeMillis)
+			}
+			if after < 40*time.Millisecond {
+				t.Errorf("failure answered after %v, before the delay", after)
+			}
+		})
 	}
 }
 
@@ -290,7 +288,7 @@ func TestReauthenticationUnderPipelinedProduce(t *testing.T) {
 }
 
 // produceRequest is an acks=1 Produce v7 of one record to topic t.
-func produceRequest(t *testing.T, n int) *kmsg.ProduceRequest {
+func produceRequest(t testing.TB, n int) *kmsg.ProduceRequest {
 	t.Helper()
 	rec := kmsg.NewRecord()
 	rec.Value = binary.BigEndian.AppendUint64(nil, uint64(n))

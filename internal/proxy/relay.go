@@ -105,6 +105,16 @@ func (s *session) push(p pending) {
 	s.queue <- p
 }
 
+// relayReply queues a reply of the SASL machine behind the responses still
+// owed, and returns its close reason: the reader stops there, the writer
+// delivers what is owed, then the reply.
+func (s *session) relayReply(r reply) closeReason {
+	if r.resp != nil || r.delay {
+		s.push(pending{local: r.resp, closeAfter: r.close, delay: r.delay})
+	}
+	return r.close
+}
+
 // upstream returns the upstream connection, dialing it on first use. The
 // writer reads s.up only for entries queued after this returns.
 func (s *session) upstream(ctx context.Context) (net.Conn, closeReason) {
@@ -175,13 +185,18 @@ func (s *session) relayRequest(ctx, drain context.Context, n int) closeReason {
 	}
 
 	_, isLocal := s.srv.local[key]
-	if isLocal || key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate || s.state == stateReauthenticating {
+	isSASL := saslAction(s.state, key, s.canReauthenticate()) != actNotSASL
+	if isLocal || isSASL {
 		frame, reason := s.readWhole(drain, buf[4:4+head], n)
 		if reason != "" {
 			return reason
 		}
-		if s.state == stateReauthenticating || key == protocol.KeySASLHandshake || key == protocol.KeySASLAuthenticate {
-			return s.answerSASL(frame)
+		if isSASL {
+			h, err := protocol.ParseRequestHeader(frame)
+			if err != nil {
+				return reasonProtocol
+			}
+			return s.relayReply(s.saslRequest(s.ctx, h, frame))
 		}
 		return s.answerAPI(frame)
 	}

@@ -25,9 +25,10 @@ type Server struct {
 	local          map[int16]rewrite.Range // the versions Options.Local answers
 	backoff        *backoff
 	mechanismNames []string
-	chunks         sync.Pool // *[]byte of chunkSize+4
-	frames         bufPool   // whole frames held for rewriting
-	batches        sync.Pool // *[]byte of batchSize capacity, for batchConn
+	chunks         sync.Pool           // *[]byte of chunkSize+4
+	frames         bufPool             // whole frames held for rewriting
+	buffers        protocol.BufferPool // pre-authentication frames
+	batches        sync.Pool           // *[]byte of batchSize capacity, for batchConn
 
 	sem    chan struct{} // one slot per open connection
 	wg     sync.WaitGroup

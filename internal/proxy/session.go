@@ -14,7 +14,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-// Log keys (snake_case, house style §11).
+// Log keys: snake_case constants, so that every line spells a field alike.
 const (
 	logConnID     = "conn_id"
 	logRemote     = "remote_addr"
@@ -204,9 +204,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sessionLifetime implements KIP-368's lifetime rule (spec §6.2): a token
-// login expires with its token, maxReauth caps every session when > 0, and
-// with neither the connection has no deadline and the client is told 0.
+// sessionLifetime implements KIP-368's lifetime rule
+// (SaslServerAuthenticator.ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs): a
+// token login expires with its token, maxReauth caps every session when > 0,
+// and with neither the connection has no deadline and the client is told 0.
 func sessionLifetime(now, tokenExpiry time.Time, maxReauth time.Duration) (time.Duration, bool) {
 	hasToken := !tokenExpiry.IsZero()
 	switch {

@@ -341,15 +341,8 @@ func TestProduceAcksZeroDoesNotStall(t *testing.T) {
 		t.Fatal(r.ErrorCode)
 	}
 	for i := 0; i < 5; i++ {
-		p := kmsg.NewPtrProduceRequest()
-		p.SetVersion(7)
+		p := produceRequest(t, i)
 		p.Acks = 0
-		p.TimeoutMillis = 1000
-		topic := kmsg.NewProduceRequestTopic()
-		topic.Topic = "t"
-		part := kmsg.NewProduceRequestTopicPartition()
-		topic.Partitions = append(topic.Partitions, part)
-		p.Topics = append(p.Topics, topic)
 		w.Send(p)
 	}
 	// The next response must be Metadata's, not a stale produce slot.

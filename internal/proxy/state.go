@@ -3,7 +3,8 @@ package proxy
 import "github.com/scram-proxy/scram-proxy/internal/protocol"
 
 // state is where a connection stands in Kafka's SASL server state machine
-// (SaslServerAuthenticator.SaslState).
+// (SaslServerAuthenticator.SaslState). One machine serves the first login
+// (the gate) and KIP-368 re-authentication (a stage of the relay).
 type state uint8
 
 const (
@@ -17,7 +18,8 @@ const (
 	stateAuthenticateRaw
 	// stateAuthenticated: COMPLETE; frames are relayed.
 	stateAuthenticated
-	// stateReauthenticating: a KIP-368 re-authentication is under way.
+	// stateReauthenticating: REAUTH_PROCESS_HANDSHAKE and AUTHENTICATE of a
+	// KIP-368 re-authentication (SaslAuthenticate frames).
 	stateReauthenticating
 )
 
@@ -39,21 +41,32 @@ func (s state) String() string {
 	return "unknown"
 }
 
-// action is what the gate does with a parsed request in a given state.
+// authenticating reports the states in which a SCRAM exchange runs.
+func (s state) authenticating() bool {
+	return s == stateAuthenticate || s == stateAuthenticateRaw || s == stateReauthenticating
+}
+
+// action is what the SASL machine does with a parsed request in a state.
 type action uint8
 
 const (
-	actCloseNow         action = iota // close at once, nothing written
-	actApiVersions                    // answer ApiVersions
-	actHandshake                      // answer SaslHandshake
-	actAuthenticate                   // run a SaslAuthenticate round
-	actIllegalStateFail               // that API's error response with 34, then delayed close
+	actCloseNow             action = iota // close at once, nothing written
+	actApiVersions                        // answer ApiVersions
+	actHandshake                          // answer SaslHandshake (login, or start a re-authentication)
+	actAuthenticate                       // run a SaslAuthenticate round
+	actIllegalStateFail                   // that API's error response with 34, then delayed close
+	actAlreadyAuthenticated               // ILLEGAL_SASL_STATE, the connection stays open
+	actNotSASL                            // not the machine's: the relay's later stages take it
 )
 
-// preAuthAction is the single allow-list of the SASL gate: which API keys
-// are legal before authentication completes, and what happens otherwise.
-// It mirrors SaslServerAuthenticator.handleKafkaRequest and friends.
-func preAuthAction(s state, key int16) action {
+// saslAction is the single allow-list of the SASL machine: which API keys
+// are legal in each state and what happens otherwise. canReauth tells
+// whether an authenticated connection may start a re-authentication now
+// (see session.canReauthenticate). It mirrors
+// SaslServerAuthenticator.handleKafkaRequest and friends before
+// authentication, and KafkaChannel.maybeBeginServerReauthentication plus
+// KafkaApis.handleSaslHandshakeRequest / handleSaslAuthenticateRequest after.
+func saslAction(s state, key int16, canReauth bool) action {
 	switch s {
 	case stateAwaitVersionsOrHandshake:
 		switch key {
@@ -77,6 +90,14 @@ func preAuthAction(s state, key int16) action {
 		}
 		// "Unexpected Kafka request of type X during SASL authentication."
 		return actIllegalStateFail
+	case stateAuthenticated:
+		switch {
+		case key == protocol.KeySASLHandshake && canReauth:
+			return actHandshake
+		case key == protocol.KeySASLHandshake, key == protocol.KeySASLAuthenticate:
+			return actAlreadyAuthenticated
+		}
+		return actNotSASL
 	}
 	return actCloseNow
 }

@@ -13,6 +13,20 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
 )
 
+// localAPIs is the pipeline stage of the APIs the proxy answers itself.
+type localAPIs struct{}
+
+func (localAPIs) serve(s *session, r *request) (bool, closeReason) {
+	if _, ok := s.srv.local[r.key]; !ok {
+		return true, ""
+	}
+	frame, reason := r.whole(s)
+	if reason != "" {
+		return false, reason
+	}
+	return false, s.answerAPI(frame)
+}
+
 // answerAPI answers a request for an API the proxy implements itself.
 func (s *session) answerAPI(frame []byte) closeReason {
 	h, err := protocol.ParseRequestHeader(frame)

@@ -25,9 +25,8 @@ type Server struct {
 	local          map[int16]rewrite.Range // the versions Options.Local answers
 	backoff        *backoff
 	mechanismNames []string
-	chunks         sync.Pool           // *[]byte of chunkSize+4
-	frames         bufPool             // whole frames held for rewriting
-	buffers        protocol.BufferPool // pre-authentication frames
+	pipeline       []stage             // every request after authentication passes these
+	buffers        protocol.BufferPool // frames and relay chunks
 	batches        sync.Pool           // *[]byte of batchSize capacity, for batchConn
 
 	sem    chan struct{} // one slot per open connection
@@ -69,20 +68,17 @@ func New(opts Options) (*Server, error) {
 		sem:       make(chan struct{}, o.MaxConnections),
 		listeners: map[net.Listener]struct{}{},
 		versions:  &versionCache{source: o.Versions, reg: o.Registry, own: ownRanges(extra)},
+		pipeline:  newPipeline(),
 	}
 	s.backoff = newBackoff(o.FailedAuthDelay, max(o.FailedAuthDelay, o.MaxFailedAuthDelay), o.Now)
 	for _, m := range o.Mechanisms {
 		s.mechanismNames = append(s.mechanismNames, string(m))
 	}
-	s.chunks.New = func() any { b := make([]byte, chunkSize+4); return &b }
 	s.batches.New = func() any { b := make([]byte, 0, batchSize); return &b }
 	s.connCtx, s.cancelConns = context.WithCancel(context.Background())
 	s.drainCtx, s.startDrain = context.WithCancel(context.Background())
 	return s, nil
 }
-
-func (s *Server) getChunk() *[]byte  { return s.chunks.Get().(*[]byte) }
-func (s *Server) putChunk(b *[]byte) { s.chunks.Put(b) }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("proxy: server closed")

@@ -59,7 +59,6 @@ type session struct {
 	toClient   atomic.Int64
 	requests   atomic.Int64
 
-	sizeBuf [4]byte
 	// Relay state, set up lazily (relay.go): an authenticated connection
 	// that sends nothing holds no upstream connection and one goroutine.
 	up         net.Conn

@@ -228,7 +228,7 @@ func withhold(v, fv reflect.Value, code int, hosts *upstreamHosts) bool {
 func withheldConfig(name string) bool {
 	switch name {
 	case "listeners", "advertised.listeners", "listener.security.protocol.map",
-		"inter.broker.listener.name", "controller.listener.names", "early.start.listeners",
+		"inter.broker.listener.name", "security.inter.broker.protocol", "controller.listener.names", "early.start.listeners",
 		"control.plane.listener.name", "controller.quorum.voters", "controller.quorum.bootstrap.servers",
 		"zookeeper.connect", "host.name", "port", "advertised.host.name", "advertised.port":
 		return true

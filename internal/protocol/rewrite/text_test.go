@@ -84,6 +84,9 @@ func describeConfigsFixture() *kmsg.DescribeConfigsResponse {
 		"advertised.listeners", "INTERNAL://kafka-0.internal.example:9093,CLIENTS://10.1.2.3:9092")
 	add("listener.security.protocol.map", "INTERNAL:SASL_SSL,CLIENTS:SASL_SSL,CONTROLLER:SSL")
 	add("inter.broker.listener.name", "INTERNAL")
+	// Kafka's default listener names are the protocol names, so the
+	// inter-broker protocol is then the inter-broker listener's name.
+	add("security.inter.broker.protocol", "SASL_PLAINTEXT", "security.inter.broker.protocol", "SASL_PLAINTEXT")
 	add("controller.listener.names", "CONTROLLER")
 	add("controller.quorum.voters", "1@ctrl-1.internal.example:9094")
 	add("confluent.metrics.reporter.bootstrap.servers", "kafka-0.internal.example:9093")
@@ -112,7 +115,7 @@ func TestDescribeConfigsWithholdsUpstream(t *testing.T) {
 		if err != nil || !changed {
 			t.Fatalf("v%d: changed %v, %v", v, changed, err)
 		}
-		for _, leak := range []string{"kafka-0.internal.example", "10.1.2.3", "ctrl-1", "INTERNAL", "CLIENTS", "CONTROLLER", "listener.name.", "://"} {
+		for _, leak := range []string{"kafka-0.internal.example", "10.1.2.3", "ctrl-1", "INTERNAL", "CLIENTS", "CONTROLLER", "SASL_PLAINTEXT", "listener.name.", "://"} {
 			if bytes.Contains(out, []byte(leak)) {
 				t.Errorf("v%d: %q reaches the client", v, leak)
 			}
@@ -127,7 +130,7 @@ func TestDescribeConfigsWithholdsUpstream(t *testing.T) {
 			byName[c.Name] = c
 		}
 		for _, name := range []string{"listeners", "advertised.listeners", "listener.security.protocol.map",
-			"inter.broker.listener.name", "controller.listener.names", "controller.quorum.voters",
+			"inter.broker.listener.name", "security.inter.broker.protocol", "controller.listener.names", "controller.quorum.voters",
 			"confluent.metrics.reporter.bootstrap.servers", "ssl.keystore.location"} {
 			c, ok := byName[name]
 			if !ok || c.Value != nil || !c.IsSensitive {
@@ -140,8 +143,8 @@ func TestDescribeConfigsWithholdsUpstream(t *testing.T) {
 		if c := byName["sasl.enabled.mechanisms"]; c.Value == nil || *c.Value != "SCRAM-SHA-512" {
 			t.Errorf("v%d: sasl.enabled.mechanisms: %+v", v, c)
 		}
-		if len(byName) != 10 {
-			t.Errorf("v%d: %d configs, want 10 (the listener-scoped one dropped)", v, len(byName))
+		if len(byName) != 11 {
+			t.Errorf("v%d: %d configs, want 11 (the listener-scoped one dropped)", v, len(byName))
 		}
 	}
 }

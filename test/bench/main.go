@@ -51,7 +51,7 @@ var (
 	out        = flag.String("out", "bin/bench.txt", "where to write the table")
 	binPath    = flag.String("proxy", "", "scram-proxy binary (built when empty)")
 	rounds     = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
-	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle", "which phases to run, comma-separated")
+	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle,kafka-produce,kafka-consume", "which phases to run, comma-separated")
 	relay      = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
 	relayFiles = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
 	profDir    = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
@@ -176,7 +176,7 @@ func run() error {
 			return err
 		}
 	}
-	proxyAddr, debugAddr, pid, stop, err := startProxy(dir, certFile, keyFile, behind.ListenAddrs()[0])
+	proxyAddr, debugAddr, pid, stop, err := startProxy(dir, certFile, keyFile, behind.ListenAddrs()[0], nil)
 	if err != nil {
 		return err
 	}
@@ -268,11 +268,24 @@ func run() error {
 	if moved > 0 {
 		note("proxy CPU seconds per GiB moved", proxyCPU/moved)
 	}
+	kafkaLine := ""
+	if want("kafka-produce") || want("kafka-consume") {
+		krows, kbusy, desc, err := benchKafka(filepath.Join(dir, "kafka"), certFile, keyFile, clientTLS)
+		if err != nil {
+			kafkaLine = "real Kafka: NOT MEASURED, the test bed is unavailable: " + err.Error() + "\n"
+		} else {
+			rows = append(rows, krows...)
+			busy = append(busy, kbusy...)
+			kafkaLine = desc + "\n"
+		}
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, throughput the median of %d interleaved rounds\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()), *rounds)
-	fmt.Fprintf(&b, "direct: kfake with TLS+SCRAM; relay: bare TLS relay (io.Copy) before kfake with SCRAM; proxy: scram-proxy before kfake\n\n")
+	fmt.Fprintf(&b, "direct: kfake with TLS+SCRAM; relay: bare TLS relay (io.Copy) before kfake with SCRAM; proxy: scram-proxy before kfake\n")
+	b.WriteString(kafkaLine)
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "%-62s %10s %10s %10s %8s %8s\n", "metric", "direct", "relay", "proxy", "p/direct", "p/relay")
 	for _, r := range rows {
 		b.WriteString(r.format())
@@ -336,13 +349,17 @@ func fmtNum(v float64) string {
 // startProxy builds (unless -proxy) and runs the proxy process in front of
 // upstream, returning its client address, its metrics address (with
 // -profile) and its pid.
-func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pid int, stop func(), err error) {
-	bin := *binPath
-	if bin == "" {
-		bin = filepath.Join(dir, "scram-proxy")
+func startProxy(dir, certFile, keyFile, upstream string, edit func(*config.Config)) (addr, debug string, pid int, stop func(), err error) {
+	if *binPath == "" {
+		bin := filepath.Join(dir, "scram-proxy")
 		if b, err := exec.Command("go", "build", "-o", bin, "github.com/scram-proxy/scram-proxy/cmd/scram-proxy").CombinedOutput(); err != nil {
 			return "", "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
 		}
+		*binPath = bin // built once for every proxy of the run
+	}
+	bin := *binPath
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", 0, nil, err
 	}
 	c, _ := sasl.DeriveCredential(sasl.ScramSHA512, pass, []byte("bench-salt-0123456789abc"), 4096)
 	users := filepath.Join(dir, "users.yaml")
@@ -362,6 +379,9 @@ func startProxy(dir, certFile, keyFile, upstream string) (addr, debug string, pi
 	cfg.Upstream.BootstrapServers = []string{upstream}
 	cfg.Metrics = config.Metrics{Address: debug, Pprof: true}
 	cfg.Log.Level = "warn"
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfgFile := filepath.Join(dir, "proxy.yaml")
 	b, err := config.Marshal(cfg)
 	if err != nil {

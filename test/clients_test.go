@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,57 +148,67 @@ func TestClientMatrix(t *testing.T) {
 	mechs := []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}
 	tokenClients := []string{"franz-go", "java"}
 
+	var mu sync.Mutex
 	results := map[string]map[string]string{}
-	for _, name := range kafkaToolNames {
-		results[name] = map[string]string{}
-	}
-	record := func(client, column string, ok bool) {
+	set := func(client, column, outcome string) {
+		mu.Lock()
+		defer mu.Unlock()
 		if results[client] == nil {
 			results[client] = map[string]string{}
 		}
-		results[client][column] = map[bool]string{true: "pass", false: "FAIL"}[ok]
+		results[client][column] = outcome
 	}
-	for _, up := range matrixUpstreams {
-		t.Run(up, func(t *testing.T) {
-			var topics []string
-			for _, d := range ds {
-				for _, m := range mechs {
-					topics = append(topics, matrixTopic(d.name, m))
-				}
-			}
-			for _, c := range tokenClients {
-				topics = append(topics, "m-"+c+"-token")
-			}
-			o := envOptions{topics: topics, config: withTokens(t)}
-			if up == "kafka" {
-				o.kafka = realKafka(t, 1)
-			}
-			e := startProxy(t, o)
-			for _, d := range ds {
-				for _, m := range mechs {
-					ok := t.Run(d.name+"/"+m, func(t *testing.T) {
-						runDriver(t, e, d, m, "alice", matrixTopic(d.name, m), 20)
-					})
-					record(d.name, up+" "+shortMech(m), ok)
-				}
-			}
-			ok := t.Run("franz-go/token", func(t *testing.T) {
-				tok, err := adminFor(t, e, scramAuth("alice")).CreateDelegationToken(ctxT(t, 20*time.Second), kadm.CreateDelegationToken{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Setenv("KAFKA_TOKEN_ID", tok.TokenID)
-				t.Setenv("KAFKA_TOKEN_HMAC", base64.StdEncoding.EncodeToString(tok.HMAC))
-				runDriver(t, e, driver{name: "franz-go", cmd: []string{bins["franz-go"]}, dir: "."}, "SCRAM-SHA-512", "alice", "m-franz-go-token", 20)
-			})
-			record("franz-go", up+" token", ok)
-			ok = t.Run("java/token", func(t *testing.T) { runJavaTokenLogin(t, e, "m-java-token") })
-			record("java", up+" token", ok)
-			t.Run("tools", func(t *testing.T) {
-				runKafkaTools(t, e, up, func(tool, outcome string) { results[tool][up+" SHA-512"] = outcome })
-			})
-		})
+	record := func(client, column string, ok bool) {
+		set(client, column, map[bool]string{true: "pass", false: "FAIL"}[ok])
 	}
+	// The two upstreams run side by side: most of a cell is a client
+	// process starting up, and the halves share nothing.
+	t.Run("upstream", func(t *testing.T) {
+		for _, up := range matrixUpstreams {
+			t.Run(up, func(t *testing.T) {
+				t.Parallel()
+				var topics []string
+				for _, d := range ds {
+					for _, m := range mechs {
+						topics = append(topics, matrixTopic(d.name, m))
+					}
+				}
+				for _, c := range tokenClients {
+					topics = append(topics, "m-"+c+"-token")
+				}
+				o := envOptions{topics: topics, config: withTokens(t)}
+				if up == "kafka" {
+					o.kafka = realKafka(t, 1)
+				}
+				e := startProxy(t, o)
+				for _, d := range ds {
+					for _, m := range mechs {
+						ok := t.Run(d.name+"/"+m, func(t *testing.T) {
+							runDriver(t, e, d, m, "alice", matrixTopic(d.name, m), 20)
+						})
+						record(d.name, up+" "+shortMech(m), ok)
+					}
+				}
+				ok := t.Run("franz-go/token", func(t *testing.T) {
+					tok, err := adminFor(t, e, scramAuth("alice")).CreateDelegationToken(ctxT(t, 20*time.Second), kadm.CreateDelegationToken{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					d := driver{name: "franz-go", cmd: []string{bins["franz-go"]}, dir: ".",
+						env: func(*testing.T, *proxyEnv, string, string) []string {
+							return []string{"KAFKA_TOKEN_ID=" + tok.TokenID, "KAFKA_TOKEN_HMAC=" + base64.StdEncoding.EncodeToString(tok.HMAC)}
+						}}
+					runDriver(t, e, d, "SCRAM-SHA-512", "alice", "m-franz-go-token", 20)
+				})
+				record("franz-go", up+" token", ok)
+				ok = t.Run("java/token", func(t *testing.T) { runJavaTokenLogin(t, e, "m-java-token") })
+				record("java", up+" token", ok)
+				t.Run("tools", func(t *testing.T) {
+					runKafkaTools(t, e, up, func(tool, outcome string) { set(tool, up+" SHA-512", outcome) })
+				})
+			})
+		}
+	})
 
 	var columns []string
 	for _, up := range matrixUpstreams {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -42,6 +43,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build scram-proxy:", err)
 		os.Exit(1)
 	}
+	flag.Parse()
+	prestartRealKafka()
 	code := m.Run()
 	stopRealKafka()
 	os.RemoveAll(dir)

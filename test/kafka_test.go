@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -27,15 +28,60 @@ const (
 )
 
 // kafkaBeds are the real-Kafka clusters of this test binary, one per node
-// count, started on first use and shared by every test; TestMain stops them.
+// count, started on first use (or by prestartRealKafka) and shared by
+// every test; TestMain stops them.
 var kafkaBeds = struct {
-	mu sync.Mutex
-	m  map[int]*kafkaBed
+	mu     sync.Mutex
+	m      map[int]*kafkaBed
+	ctx    context.Context
+	cancel context.CancelFunc
 }{m: map[int]*kafkaBed{}}
 
 type kafkaBed struct {
-	c   *kafkabed.Cluster
-	err error
+	ready chan struct{} // closed once Start returned
+	c     *kafkabed.Cluster
+	err   error
+}
+
+// kafkaBedFor returns the cluster of nodes nodes, starting it in the
+// background if nothing has yet.
+func kafkaBedFor(nodes int) *kafkaBed {
+	kafkaBeds.mu.Lock()
+	defer kafkaBeds.mu.Unlock()
+	if kafkaBeds.ctx == nil {
+		kafkaBeds.ctx, kafkaBeds.cancel = context.WithCancel(context.Background())
+	}
+	b := kafkaBeds.m[nodes]
+	if b == nil {
+		b = &kafkaBed{ready: make(chan struct{})}
+		kafkaBeds.m[nodes] = b
+		users := maps.Clone(testUsers)
+		users[kafkaProxyUser] = kafkaProxyPassword
+		ctx := kafkaBeds.ctx
+		go func() {
+			defer close(b.ready)
+			b.c, b.err = kafkabed.Start(ctx, kafkabed.Config{Nodes: nodes, Users: users,
+				SuperUsers: []string{"admin", kafkaProxyUser}, Log: os.Stderr,
+				Properties: map[string]string{"connection.failed.authentication.delay.ms": strconv.FormatInt(kafkaFailedAuthDelay.Milliseconds(), 10)}})
+		}()
+	}
+	return b
+}
+
+// prestartRealKafka starts the one- and three-node clusters in the
+// background when the whole package runs (no -run filter, not -short), so
+// their start-up overlaps the tests that do not need them.
+func prestartRealKafka() {
+	if testing.Short() {
+		return
+	}
+	if f := flag.Lookup("test.run"); f == nil || f.Value.String() != "" {
+		return
+	}
+	go func() {
+		<-kafkaBedFor(1).ready
+		kafkaBedFor(3)
+	}()
 }
 
 // realKafka returns the shared real Kafka cluster of nodes nodes (1 or 3),
@@ -48,18 +94,8 @@ func realKafka(t *testing.T, nodes int) *kafkabed.Cluster {
 	if testing.Short() {
 		t.Skip("real Kafka is not started under -short")
 	}
-	kafkaBeds.mu.Lock()
-	b := kafkaBeds.m[nodes]
-	if b == nil {
-		users := maps.Clone(testUsers)
-		users[kafkaProxyUser] = kafkaProxyPassword
-		b = &kafkaBed{}
-		b.c, b.err = kafkabed.Start(context.Background(), kafkabed.Config{Nodes: nodes, Users: users,
-			SuperUsers: []string{"admin", kafkaProxyUser}, Log: os.Stderr,
-			Properties: map[string]string{"connection.failed.authentication.delay.ms": strconv.FormatInt(kafkaFailedAuthDelay.Milliseconds(), 10)}})
-		kafkaBeds.m[nodes] = b
-	}
-	kafkaBeds.mu.Unlock()
+	b := kafkaBedFor(nodes)
+	<-b.ready
 	if b.err != nil {
 		t.Fatalf("real Kafka test bed (%d node(s)) did not start: %v", nodes, b.err)
 	}
@@ -71,13 +107,18 @@ func realKafka(t *testing.T, nodes int) *kafkabed.Cluster {
 	return b.c
 }
 
-// stopRealKafka stops every cluster realKafka started, and removes the
-// compiled Java driver.
+// stopRealKafka stops every cluster realKafka or prestartRealKafka started
+// (cancelling a start still under way), and removes the compiled Java
+// driver.
 func stopRealKafka() {
 	removeJavaBuild()
 	kafkaBeds.mu.Lock()
 	defer kafkaBeds.mu.Unlock()
+	if kafkaBeds.cancel != nil {
+		kafkaBeds.cancel()
+	}
 	for n, b := range kafkaBeds.m {
+		<-b.ready
 		if b.c != nil {
 			b.c.Stop()
 		}

@@ -37,6 +37,7 @@ type fixture struct {
 	empty         string // zero bytes
 	regular       string // a regular file where a directory is expected
 	corruptState  string // a state.dir whose state.db is not a database
+	sharedState   string // a state.dir group members may read
 }
 
 func newFixture(t *testing.T) fixture {
@@ -82,6 +83,13 @@ func newFixture(t *testing.T) fixture {
 	f.empty = write("empty", "")
 	f.regular = write("regular", "a file, not a directory\n")
 	f.corruptState = filepath.Dir(write("corrupt-state/state.db", strings.Repeat("not a bolt database ", 300)))
+	f.sharedState = filepath.Join(dir, "shared-state")
+	if err := os.Mkdir(f.sharedState, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.sharedState, 0o750); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -242,6 +250,7 @@ func fileRefusals() []refusal {
 		c("state dir is a file", func(c *config.Config, f fixture) { c.State.Dir = f.regular }, "state.dir", "not a directory"),
 		c("state dir under a file", func(c *config.Config, f fixture) { c.State.Dir = filepath.Join(f.regular, "state") }, "state.dir", "not a directory"),
 		c("state database corrupt", func(c *config.Config, f fixture) { c.State.Dir = f.corruptState }, "state.dir", "open state.db"),
+		c("state dir others can read", func(c *config.Config, f fixture) { c.State.Dir = f.sharedState }, "state.dir", "mode 0750", "chmod 700"),
 		c("listener address not local", func(c *config.Config, _ fixture) { c.Listener.Address = "192.0.2.1:0" }, "listener.address", "cannot assign requested address"),
 		c("metrics address not local", func(c *config.Config, _ fixture) { c.Metrics.Address = "192.0.2.1:0" }, "metrics.address", "cannot assign requested address"),
 	}

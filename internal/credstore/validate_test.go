@@ -3,6 +3,7 @@ package credstore_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
@@ -16,7 +17,7 @@ import (
 // the store must open again (it used to accept the record and then refuse
 // to start on "empty salt").
 func TestAlterRefusesWhatWouldNotLoad(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state") // created by Open, 0700
 	db, err := state.Open(dir, state.Options{})
 	if err != nil {
 		t.Fatal(err)

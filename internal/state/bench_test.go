@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // work per token.
 func writeTokens(b *testing.B, n int) string {
 	b.Helper()
-	dir := b.TempDir()
+	dir := filepath.Join(b.TempDir(), "state") // created by Open, 0700
 	db, err := Open(dir, Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -40,6 +40,9 @@ func Inspect(dir string, o Options) (*DB, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("state.dir %s: not a directory", dir)
 	}
+	if err := checkPrivate(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "state.db")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {

@@ -61,15 +61,40 @@ func (d *DB) bad(kind, key string, err error) {
 	}
 }
 
+// checkPrivate refuses a state directory, or a state.db in it, that group
+// or others may access: it holds the secret behind phantom logins, the
+// stored keys of admin-API users and token metadata. MkdirAll's 0700 only
+// applies to a directory it creates, so an existing one (a volume's mount
+// point, a directory made by hand) is checked here, at every start.
+func checkPrivate(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state.dir %s: %w", dir, err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("state.dir %s: mode %04o lets group or others in, and it holds secrets and stored keys: "+
+			"run chmod 700 %s, or set state.dir to a subdirectory the proxy creates (a volume's mount point is often group-accessible)", dir, m, dir)
+	}
+	path := filepath.Join(dir, "state.db")
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("state.dir %s: state.db has mode %04o, which lets group or others read it: run chmod 600 %s", dir, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // errReadOnly is a write to a DB from Inspect.
 var errReadOnly = errors.New("state: opened read-only for inspection")
 
 // Open opens (or creates) dir/state.db. Only one process may hold it: a
 // second proxy on the same directory fails after a short wait rather than
-// corrupting it.
+// corrupting it. A directory or database that group or others may access
+// is refused (checkPrivate), whoever created it.
 func Open(dir string, o Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state.dir %s: %w", dir, err)
+	}
+	if err := checkPrivate(dir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, "state.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 )
 
 func TestPersistsAcrossReopen(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state") // created by Open, 0700
 	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 // next to good ones: loading returns the good ones and reports each bad one
 // (by kind and key, never its content) instead of failing.
 func TestBadRecordsAreSkippedNotFatal(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "state") // created by Open, 0700
 	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func TestBadRecordsAreSkippedNotFatal(t *testing.T) {
 // TestPutUserRefusesWhatWouldNotLoad: the store itself refuses a credential
 // that LoadUsers would skip.
 func TestPutUserRefusesWhatWouldNotLoad(t *testing.T) {
-	db, err := Open(t.TempDir(), Options{})
+	db, err := Open(filepath.Join(t.TempDir(), "state"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

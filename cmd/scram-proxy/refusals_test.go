@@ -148,6 +148,12 @@ func validationRefusals() []refusal {
 		{name: "file missing", args: []string{"--config", "/nonexistent/scram-proxy.yaml"}, want: []string{"config file", "no such file"}},
 		{name: "unknown environment variable", env: []string{"SCRAM_PROXY_LISTENER_ADRESS=x"}, want: []string{"SCRAM_PROXY_LISTENER_ADRESS", "unknown environment variable"}},
 		{name: "node id from a flag", args: []string{"--routing.brokers", "x=h:1"}, want: []string{"routing.brokers", "is not a broker node id"}},
+		{name: "upstream password as a flag", args: []string{"--upstream.sasl.password", "pw"},
+			want: []string{"--upstream.sasl.password: ", "upstream.sasl.password_file", "SCRAM_PROXY_UPSTREAM_SASL_PASSWORD"}},
+		{name: "token master key as a flag", args: []string{"--delegation_tokens.master_key", "k"},
+			want: []string{"--delegation_tokens.master_key: ", "delegation_tokens.master_key_file", "SCRAM_PROXY_DELEGATION_TOKENS_MASTER_KEY"}},
+		{name: "token secret key as a flag", args: []string{"--delegation_tokens.secret_key", "k"},
+			want: []string{"--delegation_tokens.secret_key: ", "delegation_tokens.master_key_file", "SCRAM_PROXY_DELEGATION_TOKENS_SECRET_KEY"}},
 		{name: "node id from the environment", env: []string{"SCRAM_PROXY_ROUTING_BROKER_PORTS=01=9100"}, want: []string{"routing.broker_ports", "is not a broker node id"}},
 
 		// Validate, in its order.

@@ -60,10 +60,14 @@ type Routing struct {
 
 // Tokens configures delegation tokens (Kafka's delegation.token.*). Set one
 // of the three key sources; none disables tokens.
+//
+// Keys tagged secret (here and in UpstreamSASL) are refused as command-line
+// flags, where ps and /debug/pprof/cmdline show them; the tag names the
+// sibling key that reads the secret from a file instead.
 type Tokens struct {
-	MasterKey           string        `mapstructure:"master_key"`      // delegation.token.master.key
-	SecretKey           string        `mapstructure:"secret_key"`      // delegation.token.secret.key
-	MasterKeyFile       string        `mapstructure:"master_key_file"` // the key, read from a file
+	MasterKey           string        `mapstructure:"master_key" secret:"master_key_file"` // delegation.token.master.key
+	SecretKey           string        `mapstructure:"secret_key" secret:"master_key_file"` // delegation.token.secret.key
+	MasterKeyFile       string        `mapstructure:"master_key_file"`                     // the key, read from a file
 	MaxLifetime         time.Duration `mapstructure:"max_lifetime"`
 	ExpiryTime          time.Duration `mapstructure:"expiry_time"`
 	ExpiryCheckInterval time.Duration `mapstructure:"expiry_check_interval"`
@@ -157,7 +161,7 @@ type UpstreamTLS struct {
 type UpstreamSASL struct {
 	Mechanism    string `mapstructure:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; "" for none
 	Username     string `mapstructure:"username"`
-	Password     string `mapstructure:"password"`
+	Password     string `mapstructure:"password" secret:"password_file"`
 	PasswordFile string `mapstructure:"password_file"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 )
 
 func load(t *testing.T, args []string, env ...string) (Config, error) {
@@ -178,5 +179,69 @@ func TestMarshalRoundTrips(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("round trip changed the configuration:\n got %+v\nwant %+v\n%s", got, c, data)
+	}
+}
+
+// TestSecretsAreRefusedAsFlags: a password or token key given as a flag
+// would be readable by every local user (ps) and at /debug/pprof/cmdline.
+// Each is refused, naming the file key and the environment variable to use
+// instead; the environment still sets it.
+func TestSecretsAreRefusedAsFlags(t *testing.T) {
+	for _, tc := range []struct{ key, fileKey, env string }{
+		{"upstream.sasl.password", "upstream.sasl.password_file", "SCRAM_PROXY_UPSTREAM_SASL_PASSWORD"},
+		{"delegation_tokens.master_key", "delegation_tokens.master_key_file", "SCRAM_PROXY_DELEGATION_TOKENS_MASTER_KEY"},
+		{"delegation_tokens.secret_key", "delegation_tokens.master_key_file", "SCRAM_PROXY_DELEGATION_TOKENS_SECRET_KEY"},
+	} {
+		_, err := load(t, []string{"--config", "testdata/minimal.yaml", "--state.dir", "/var/lib/x", "--" + tc.key, "s3cret"})
+		if err == nil {
+			t.Errorf("--%s accepted on the command line", tc.key)
+			continue
+		}
+		for _, want := range []string{"--" + tc.key + ": ", tc.fileKey, tc.env} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("--%s: %v; want it to name %q", tc.key, err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("--%s: the error repeats the secret: %v", tc.key, err)
+		}
+	}
+	cfg, err := load(t, []string{"--config", "testdata/minimal.yaml"}, "SCRAM_PROXY_DELEGATION_TOKENS_SECRET_KEY=from-env", "SCRAM_PROXY_STATE_DIR=/var/lib/x")
+	if err != nil || cfg.Tokens.SecretKey != "from-env" {
+		t.Fatalf("secret from the environment: %q, %v", cfg.Tokens.SecretKey, err)
+	}
+}
+
+// TestExampleNamesEveryKey: configs/example.yaml documents every key and
+// loads as it stands.
+func TestExampleNamesEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../configs/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			name := prefix + n.Content[i].Value
+			named[name] = true
+			walk(n.Content[i+1], name+".")
+		}
+	}
+	walk(doc.Content[0], "")
+	for _, k := range keys() {
+		if !named[k.name] {
+			t.Errorf("configs/example.yaml does not list %s", k.name)
+		}
+	}
+	if _, err := load(t, []string{"--config", "../../configs/example.yaml"}); err != nil {
+		t.Fatalf("configs/example.yaml does not load: %v", err)
 	}
 }

@@ -20,11 +20,17 @@ import (
 // SCRAM_PROXY_LISTENER_ADVERTISED_ADDRESS sets listener.advertised_address.
 const EnvPrefix = "SCRAM_PROXY_"
 
-// key is one configuration leaf: its dotted name and Go type.
+// key is one configuration leaf: its dotted name and Go type. fileAlt,
+// set for secrets, names the key that reads the secret from a file.
 type key struct {
-	name string
-	typ  reflect.Type
+	name    string
+	typ     reflect.Type
+	fileAlt string
 }
+
+// secret keys are refused as flags: every local user sees a process's
+// arguments (ps, /proc/PID/cmdline), and so does /debug/pprof/cmdline.
+func (k key) secret() bool { return k.fileAlt != "" }
 
 // fileOnly keys (lists of structures, such as upstream.identities) have no
 // flag or environment variable; they are set in the file.
@@ -44,7 +50,11 @@ func keys() []key {
 				walk(f.Type, name+".")
 				continue
 			}
-			out = append(out, key{name, f.Type})
+			k := key{name: name, typ: f.Type}
+			if alt := f.Tag.Get("secret"); alt != "" {
+				k.fileAlt = prefix + alt
+			}
+			out = append(out, k)
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
@@ -58,6 +68,7 @@ func envName(k string) string {
 
 // RegisterFlags adds --config and one flag per key, named by its dotted
 // path (--listener.address, --sasl.mechanisms a,b, --sasl.auth_timeout 5s).
+// Secrets have hidden flags, only so that Load can refuse them by name.
 func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML configuration file")
 	def := viper.New()
@@ -84,6 +95,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			}
 		default:
 			fs.String(k.name, def.GetString(k.name), usage)
+		}
+		if k.secret() {
+			_ = fs.MarkHidden(k.name)
 		}
 	}
 }
@@ -112,7 +126,8 @@ func lookupPath(m map[string]any, path string) any {
 // Load builds the configuration from fs (already parsed), environ (as from
 // os.Environ) and the file named by --config, with precedence flags >
 // environment > file > defaults, then validates it. Unknown keys in the file
-// and unknown SCRAM_PROXY_ variables are errors naming them.
+// and unknown SCRAM_PROXY_ variables are errors naming them, and so are
+// secrets given as flags (they come from files or the environment).
 func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 	v := viper.New()
 	setDefaults(v)
@@ -160,6 +175,11 @@ func Load(fs *pflag.FlagSet, environ []string) (Config, error) {
 			continue
 		}
 		if f := fs.Lookup(name); f != nil && f.Changed {
+			if k.secret() {
+				errs = append(errs, fmt.Errorf("--%s: secrets are not accepted on the command line, where every local user (ps) and /debug/pprof/cmdline can read them; set %s to a file holding it, or the environment variable %s",
+					name, k.fileAlt, envName(name)))
+				continue
+			}
 			switch k.typ.Kind() {
 			case reflect.Slice:
 				s, _ := fs.GetStringSlice(name)

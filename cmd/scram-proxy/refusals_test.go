@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,6 +199,7 @@ func validationRefusals() []refusal {
 		c("upstream tls off", func(c *config.Config) { c.Upstream.TLS.Enabled = false }, "upstream.tls.enabled", "set to true"),
 		c("upstream cert without key", func(c *config.Config) { c.Upstream.TLS.KeyFile = "" }, "upstream.tls", "cert_file and key_file go together"),
 		c("metrics address", func(c *config.Config) { c.Metrics.Address = "nope" }, "metrics.address", "is not host:port"),
+		c("profiling address", func(c *config.Config) { c.Metrics.Pprof, c.Metrics.PprofAddress = true, "nope" }, "metrics.pprof_address", "required with metrics.pprof"),
 		c("broker node id", func(c *config.Config) { c.Routing.Brokers = map[string]string{"x": "h:1"} }, "routing.brokers", "is not a broker node id"),
 		c("broker address", func(c *config.Config) { c.Routing.Brokers = map[string]string{"1": "nohost"} }, "routing.brokers", "node 1:"),
 		c("broker port node id", func(c *config.Config) { c.Routing.BrokerPorts = map[string]int{"01": 9100} }, "routing.broker_ports", "is not a broker node id"),
@@ -259,6 +264,8 @@ func fileRefusals() []refusal {
 		c("state dir others can read", func(c *config.Config, f fixture) { c.State.Dir = f.sharedState }, "state.dir", "mode 0750", "chmod 700"),
 		c("listener address not local", func(c *config.Config, _ fixture) { c.Listener.Address = "192.0.2.1:0" }, "listener.address", "cannot assign requested address"),
 		c("metrics address not local", func(c *config.Config, _ fixture) { c.Metrics.Address = "192.0.2.1:0" }, "metrics.address", "cannot assign requested address"),
+		c("profiling address not local", func(c *config.Config, _ fixture) { c.Metrics.Pprof, c.Metrics.PprofAddress = true, "192.0.2.1:0" },
+			"metrics.pprof_address", "cannot assign requested address"),
 	}
 }
 
@@ -494,5 +501,83 @@ func TestCheckConfigWarnsWhereAProxyRuns(t *testing.T) {
 	srv := runCommand(stopped, append([]string{"serve"}, args...), nil)
 	if srv.code != exitUsage || !strings.Contains(srv.stderr, "listener.address: ") || !strings.Contains(srv.stderr, "address already in use") {
 		t.Fatalf("serve exit %d:\n%s", srv.code, srv.stderr)
+	}
+}
+
+// syncBuffer collects a running command's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestProfilingStaysOffTheMetricsAddress: with metrics.pprof on, Go's
+// profiles (and /debug/pprof/cmdline, the command line) are served on
+// metrics.pprof_address, never on metrics.address, which Prometheus reaches
+// over the network.
+func TestProfilingStaysOffTheMetricsAddress(t *testing.T) {
+	f := newFixture(t)
+	args := writeCase(t, f, refusal{mod: func(c *config.Config, _ fixture) { c.Metrics.Pprof = true }})
+	env := []string{"SCRAM_PROXY_METRICS_PPROF_ADDRESS=127.0.0.1:0"} // a free port, not the default 6060
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve"}, args...), strings.NewReader(""), io.Discard, logs, env)
+	}()
+	defer func() { cancel(); <-done }()
+
+	// The listeners' addresses, from the start-up log.
+	addrs := map[string]string{}
+	deadline := time.Now().Add(20 * time.Second)
+	for addrs["metrics and health listening"] == "" || addrs["profiling listening"] == "" {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("serve exited with %d:\n%s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics and profiling listeners were not logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var entry struct{ Msg, Address string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Address != "" {
+				addrs[entry.Msg] = entry.Address
+			}
+		}
+	}
+	get := func(addr, path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	metrics, profiling := addrs["metrics and health listening"], addrs["profiling listening"]
+	if code := get(metrics, "/debug/pprof/cmdline"); code != http.StatusNotFound {
+		t.Errorf("metrics.address %s serves /debug/pprof/cmdline: %d", metrics, code)
+	}
+	if code := get(metrics, "/metrics"); code != http.StatusOK {
+		t.Errorf("metrics.address %s: /metrics %d", metrics, code)
+	}
+	if code := get(profiling, "/debug/pprof/cmdline"); code != http.StatusOK {
+		t.Errorf("metrics.pprof_address %s: /debug/pprof/cmdline %d", profiling, code)
+	}
+	if host, _, _ := net.SplitHostPort(profiling); !net.ParseIP(host).IsLoopback() {
+		t.Errorf("profiling listens on %s, not loopback", profiling)
 	}
 }

@@ -85,7 +85,7 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	defer healthWG.Wait()
 	defer stopHealth()
 	for _, h := range a.health {
-		a.log.Info("metrics and health listening", zap.String("address", h.Addr()))
+		a.log.Info(h.what+" listening", zap.String("address", h.Addr()))
 		healthWG.Add(1)
 		go func() {
 			defer healthWG.Done()

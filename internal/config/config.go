@@ -22,10 +22,13 @@ type Config struct {
 }
 
 // Metrics serves /metrics, /healthz and /readyz; an empty address is off.
-// Pprof adds Go's /debug/pprof/ profiles on the same address.
+// Pprof serves Go's /debug/pprof/ profiles on PprofAddress, loopback unless
+// configured otherwise: they are unauthenticated, and /debug/pprof/cmdline
+// shows the command line. PprofAddress may equal Address (one listener).
 type Metrics struct {
-	Address string `mapstructure:"address"`
-	Pprof   bool   `mapstructure:"pprof"`
+	Address      string `mapstructure:"address"`
+	Pprof        bool   `mapstructure:"pprof"`
+	PprofAddress string `mapstructure:"pprof_address"`
 }
 
 // Shutdown bounds the drain after SIGTERM.
@@ -197,7 +200,7 @@ func Defaults() Config {
 		Credentials: Credentials{ReloadInterval: time.Second},
 		Upstream:    Upstream{DialTimeout: 10 * time.Second},
 		Routing:     Routing{Mode: "sidecar"},
-		Metrics:     Metrics{Address: "0.0.0.0:9404"},
+		Metrics:     Metrics{Address: "0.0.0.0:9404", PprofAddress: "127.0.0.1:6060"},
 		Shutdown:    Shutdown{Timeout: 30 * time.Second},
 		Tokens: Tokens{
 			MaxLifetime:         7 * 24 * time.Hour, // delegation.token.max.lifetime.ms

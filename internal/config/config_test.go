@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -243,5 +244,14 @@ func TestExampleNamesEveryKey(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--config", "../../configs/example.yaml"}); err != nil {
 		t.Fatalf("configs/example.yaml does not load: %v", err)
+	}
+}
+
+// TestProfilingDefaultsToLoopback: /debug/pprof/ is unauthenticated and shows
+// the command line; by default it is reachable from this host only.
+func TestProfilingDefaultsToLoopback(t *testing.T) {
+	host, _, err := net.SplitHostPort(Defaults().Metrics.PprofAddress)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		t.Fatalf("metrics.pprof_address defaults to %q, not a loopback address", Defaults().Metrics.PprofAddress)
 	}
 }

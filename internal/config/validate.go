@@ -153,6 +153,11 @@ func (c Config) Validate() error {
 			bad("metrics.address", "%v", err)
 		}
 	}
+	if c.Metrics.Pprof {
+		if err := checkHostPort(c.Metrics.PprofAddress, true); err != nil {
+			bad("metrics.pprof_address", "%v (required with metrics.pprof)", err)
+		}
+	}
 	r := c.Routing
 	nodeKey := func(key, k string) {
 		if _, err := parseNodeID(k); err != nil {

@@ -62,7 +62,7 @@ type target struct {
 	addr  string
 	tls   *tls.Config
 	pid   int    // the relay or proxy process, 0 for direct
-	debug string // the proxy's metrics address (with /debug/pprof)
+	debug string // the proxy's metrics and profiling address (/debug/pprof)
 	// pinned: every connection goes to addr whatever the metadata says
 	// (the bare relay cannot rewrite broker addresses).
 	pinned bool
@@ -377,7 +377,7 @@ func startProxy(dir, certFile, keyFile, upstream string, edit func(*config.Confi
 	cfg.Listener.TLS.CertFile, cfg.Listener.TLS.KeyFile = certFile, keyFile
 	cfg.Credentials.File = users
 	cfg.Upstream.BootstrapServers = []string{upstream}
-	cfg.Metrics = config.Metrics{Address: debug, Pprof: true}
+	cfg.Metrics = config.Metrics{Address: debug, Pprof: true, PprofAddress: debug} // one loopback listener
 	cfg.Log.Level = "warn"
 	if edit != nil {
 		edit(&cfg)

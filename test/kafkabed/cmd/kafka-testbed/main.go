@@ -71,7 +71,7 @@ func banner(c *kafkabed.Cluster, proxyCfg, listen string) string {
 	up := strings.Join(c.Bootstrap(kafkabed.SASLPlaintext), ",")
 	fmt.Fprintf(&b, "Run scram-proxy in front of it (TLS on %s, users alice and admin, tokens on;\nupstream: the SASL_PLAINTEXT listeners, as the user proxy), in another terminal:\n\n", listen)
 	fmt.Fprintf(&b, "  go run ./cmd/scram-proxy --config %s\n\n", proxyCfg)
-	fmt.Fprintf(&b, "or point any proxy configuration at it:\n\n  --upstream.bootstrap_servers=%s --upstream.sasl.mechanism=SCRAM-SHA-512 \\\n  --upstream.sasl.username=proxy --upstream.sasl.password=proxy-secret\n\n", up)
+	fmt.Fprintf(&b, "or point any proxy configuration at it (the password from the environment: secrets are never flags):\n\n  SCRAM_PROXY_UPSTREAM_SASL_PASSWORD=proxy-secret scram-proxy --config ... \\\n  --upstream.bootstrap_servers=%s --upstream.sasl.mechanism=SCRAM-SHA-512 --upstream.sasl.username=proxy\n\n", up)
 	fmt.Fprintf(&b, "Java client.properties for alice through the proxy (written to %s):\n\n%s\n",
 		filepath.Join(filepath.Dir(proxyCfg), "client.properties"), indent(clientProperties(listen, c.CAFile)))
 	fmt.Fprintf(&b, "Java client.properties for alice directly to the brokers (SASL_SSL):\n\n%s\nPress Ctrl-C to stop.\n", indent(c.ClientProperties("alice", "SCRAM-SHA-512")))

@@ -95,12 +95,10 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 	rec.mu.Unlock()
 
 	// Live members of a classic and of a KIP-848 group, for the describes.
-	for _, g := range []struct {
-		group string
-		opt   kgo.Opt
-	}{{classic, kgo.ConsumerGroup(classic)}, {modern, kgo.ConsumerGroup(modern)}} {
-		opts := []kgo.Opt{kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
-			kgo.ConsumeTopics(topic), g.opt}
+	for _, g := range [][]kgo.Opt{{kgo.ConsumerGroup(classic)},
+		{kgo.ConsumerGroup(modern), kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer())}} {
+		opts := append([]kgo.Opt{kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth("alice")), kgo.DialTLSConfig(e.clientTLS(t)),
+			kgo.ConsumeTopics(topic)}, g...)
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -290,7 +288,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 	}
 	t.Logf("checked %d (api, version) responses from real Kafka %s", checked, kafkabed.Version())
 
-	// The group describes did describe a live member, whose client host
+	// The group describes did describe live members, whose client host
 	// (the proxy's own upstream-side address) is withheld.
 	dg := build[15]().(*kmsg.DescribeGroupsRequest)
 	dg.SetVersion(ranges[15][1])
@@ -301,6 +299,17 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 	for _, m := range groups[0].Members {
 		if m.ClientHost != "" {
 			t.Errorf("member %s: client host %q", m.MemberID, m.ClientHost)
+		}
+	}
+	cd := build[69]().(*kmsg.ConsumerGroupDescribeRequest)
+	cd.SetVersion(ranges[69][1])
+	cgroups := groupWire[69].RoundTrip(cd).(*kmsg.ConsumerGroupDescribeResponse).Groups
+	if len(cgroups) != 1 || len(cgroups[0].Members) == 0 {
+		t.Fatalf("ConsumerGroupDescribe found no live member of %s: %+v", modern, cgroups)
+	}
+	for _, m := range cgroups[0].Members {
+		if m.ClientHost != "" {
+			t.Errorf("consumer group member %s: client host %q", m.MemberID, m.ClientHost)
 		}
 	}
 }

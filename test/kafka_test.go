@@ -175,24 +175,36 @@ func TestRealKafkaProduceConsume(t *testing.T) {
 }
 
 // TestKafkaTestbedProxyConfig: the proxy configuration the kafka-testbed
-// command writes for people (README) serves alice in front of the cluster.
+// command writes for people (README) serves alice in front of the cluster:
+// sidecar-style for one node, port-per-broker (node N on the listener's
+// port + N) for three.
 func TestKafkaTestbedProxyConfig(t *testing.T) {
-	k := realKafka(t, 1)
-	port := freePort(t)
-	cfgFile, err := k.WriteProxyConfig(t.TempDir(), "127.0.0.1:"+strconv.Itoa(port), kafkaProxyUser, kafkaProxyPassword)
-	if err != nil {
-		t.Fatal(err)
+	for _, nodes := range []int{1, 3} {
+		t.Run(strconv.Itoa(nodes)+"-node", func(t *testing.T) {
+			k := realKafka(t, nodes)
+			port := portBlock(t, nodes+1) // the listener, then one port per node id
+			cfgFile, err := k.WriteProxyConfig(t.TempDir(), "127.0.0.1:"+strconv.Itoa(port), kafkaProxyUser, kafkaProxyPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: k.CAFile, CAPEM: k.CAPEM,
+				Upstream: k.Bootstrap(kafkabed.SASLPlaintext)[0], Watch: &upstreamWatch{}, logs: &syncBuffer{},
+				cfgFile: cfgFile, port: port}
+			e.start(t)
+			t.Cleanup(func() { e.stop(t) })
+			topic := uniqueTopic(t, "bedcfg")
+			createKafkaTopics(t, k, 3, []string{topic})
+			allowed := []string{e.Addr}
+			if nodes > 1 {
+				for id := 1; id <= nodes; id++ {
+					allowed = append(allowed, "localhost:"+strconv.Itoa(port+id))
+				}
+			}
+			rec := &recorder{}
+			produceConsume(t, e, scramAuth("alice"), topic, 10, rec)
+			rec.checkAgainst(t, k.Bootstrap(kafkabed.SASLPlaintext), allowed)
+		})
 	}
-	e := &proxyEnv{Addr: "localhost:" + strconv.Itoa(port), CAFile: k.CAFile, CAPEM: k.CAPEM,
-		Upstream: k.Bootstrap(kafkabed.SASLPlaintext)[0], Watch: &upstreamWatch{}, logs: &syncBuffer{},
-		cfgFile: cfgFile, port: port}
-	e.start(t)
-	t.Cleanup(func() { e.stop(t) })
-	topic := uniqueTopic(t, "bedcfg")
-	createKafkaTopics(t, k, 3, []string{topic})
-	rec := &recorder{}
-	produceConsume(t, e, scramAuth("alice"), topic, 10, rec)
-	rec.check(t, e)
 }
 
 // TestRealKafkaThreeBrokers: one proxy routes port-per-broker in front of

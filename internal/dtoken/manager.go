@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"sort"
 	"sync"
 	"time"
 
@@ -70,37 +69,6 @@ type Manager struct {
 	byHMAC  map[string]string             // base64(hmac) → id
 	byOwner map[Principal]map[string]bool // owner → ids
 }
-
-// The refusals of the token operations, in the orders Kafka checks them.
-// Each is one Kafka error (named in brackets); internal/localapi answers
-// them. Any other error a Manager returns is a storage failure.
-var (
-	// ErrDisabled: no secret key is configured [DELEGATION_TOKEN_AUTH_DISABLED].
-	ErrDisabled = errors.New("dtoken: delegation tokens are disabled")
-	// ErrNotFound: no token has the HMAC [DELEGATION_TOKEN_NOT_FOUND].
-	ErrNotFound = errors.New("dtoken: no token with this hmac")
-	// ErrOwnerMismatch: the caller neither owns nor may renew the token
-	// [DELEGATION_TOKEN_OWNER_MISMATCH].
-	ErrOwnerMismatch = errors.New("dtoken: caller is not the token's owner or renewer")
-	// ErrRequestNotAllowed: the connection logged in with a token, and may
-	// not manage tokens [DELEGATION_TOKEN_REQUEST_NOT_ALLOWED].
-	ErrRequestNotAllowed = errors.New("dtoken: token requests are not allowed on a token-authenticated connection")
-	// ErrUnauthorized: only super users create tokens for another owner
-	// [DELEGATION_TOKEN_AUTHORIZATION_FAILED].
-	ErrUnauthorized = errors.New("dtoken: caller may not create tokens for another owner")
-	// ErrExpired: the token is past its expiry [DELEGATION_TOKEN_EXPIRED].
-	ErrExpired = errors.New("dtoken: token expired")
-	// ErrInvalidPrincipalType: a renewer is not a User [INVALID_PRINCIPAL_TYPE].
-	ErrInvalidPrincipalType = errors.New("dtoken: renewers must be User principals")
-	// ErrTooManyTokens: the owner already holds MaxPerOwner live tokens
-	// [POLICY_VIOLATION]. Kafka has no token limit and so no error for
-	// it; POLICY_VIOLATION ("Request parameters do not satisfy the
-	// configured policy") is the closest: a configured rule refused the
-	// request, and clients treat it as final (PolicyViolationException is
-	// not retriable), where THROTTLING_QUOTA_EXCEEDED would invite retries
-	// that cannot succeed until one of the owner's tokens expires.
-	ErrTooManyTokens = errors.New("dtoken: the owner holds the most live tokens allowed (delegation_tokens.max_per_owner)")
-)
 
 // New loads the persisted tokens' metadata. It derives nothing: each
 // token's SCRAM credentials were stored when it was issued and are parsed at
@@ -285,222 +253,12 @@ func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string)
 	return sasl.TokenCredential{Credential: c, OwnerName: info.Owner.Name, Expiry: info.Expiry, MaxExpiry: info.Max}, nil
 }
 
-// Caller is who sends a token request.
-type Caller struct {
-	Principal          Principal
-	TokenAuthenticated bool
-}
-
-// allowed is Kafka's allowTokenRequests for SASL listeners: a connection
-// authenticated by a token may not manage tokens.
-func (c Caller) allowed() bool { return !c.TokenAuthenticated }
-
-// Created is the outcome of Create. Owner and Requester are set even when
-// Create refuses: Kafka's answer names them either way.
-type Created struct {
-	Owner     Principal
-	Requester Principal
-	Token     Info
-	HMAC      []byte
-}
-
-// Create issues a token (CreateDelegationToken, KRaft order:
-// ErrRequestNotAllowed, ErrUnauthorized, ErrInvalidPrincipalType,
-// ErrDisabled; then the proxy's own ErrTooManyTokens). ownerName "" means
-// the caller owns it. The token's SCRAM credentials are derived here, once,
-// and stored with it.
-func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Principal, maxLifetime time.Duration) (Created, error) {
-	owner := c.Principal
-	if ownerName != "" {
-		if ownerType == "" {
-			ownerType = "User"
-		}
-		owner = Principal{Type: ownerType, Name: ownerName}
-	}
-	out := Created{Owner: owner, Requester: c.Principal}
-	switch {
-	case !c.allowed():
-		return out, ErrRequestNotAllowed
-	case owner != c.Principal && !m.super[c.Principal]:
-		return out, ErrUnauthorized
-	case !allUsers(renewers):
-		return out, ErrInvalidPrincipalType
-	case !m.Enabled():
-		return out, ErrDisabled
-	}
-	m.createMu.Lock()
-	defer m.createMu.Unlock()
-	now := m.o.Now()
-	if m.live(owner, now) >= m.o.MaxPerOwner {
-		return out, ErrTooManyTokens
-	}
-	life := m.o.MaxLifetime
-	if maxLifetime > 0 {
-		life = min(maxLifetime, m.o.MaxLifetime)
-	}
-	id, err := NewTokenID(m.o.Rand)
-	if err != nil {
-		return out, err
-	}
-	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
-		Issue: now, Max: now.Add(life), KeyCheck: m.keyCheck}
-	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
-	e := &entry{hmac: HMAC(m.o.SecretKey, id)}
-	if e.creds, err = m.deriveCredentials(e.hmac); err != nil {
-		return out, err
-	}
-	info.Credentials = map[sasl.Mechanism]string{}
-	for mech, c := range e.creds {
-		info.Credentials[mech] = c.StoredForm()
-	}
-	e.info = info
-	if err := m.o.Store.PutToken(info); err != nil {
-		return out, fmt.Errorf("persist delegation token: %w", err)
-	}
-	m.add(e)
-	out.Token, out.HMAC = info, e.hmac
-	return out, nil
-}
-
-func allUsers(ps []Principal) bool {
-	for _, p := range ps {
-		if p.Type != "User" {
-			return false
-		}
-	}
-	return true
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-// change runs fn on the token with hmac under the write lock, after the
-// checks Renew and Expire share, in Kafka's order: ErrRequestNotAllowed,
-// ErrDisabled, ErrNotFound.
-func (m *Manager) change(c Caller, hmac []byte, fn func(e *entry, now time.Time) (time.Time, error)) (time.Time, error) {
-	if !c.allowed() {
-		return time.Time{}, ErrRequestNotAllowed
-	}
-	if !m.Enabled() {
-		return time.Time{}, ErrDisabled
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.byHMACLocked(hmac)
-	if e == nil {
-		return time.Time{}, ErrNotFound
-	}
-	return fn(e, m.o.Now())
-}
-
-// setExpiry persists a token's new expiry, then applies it.
-func (m *Manager) setExpiry(e *entry, expiry time.Time) (time.Time, error) {
-	info := e.info
-	info.Expiry = expiry
-	if err := m.o.Store.PutToken(info); err != nil {
-		return time.Time{}, fmt.Errorf("persist delegation token: %w", err)
-	}
-	e.info = info
-	return expiry, nil
-}
-
-// Renew extends a token's expiry and returns the new one
-// (RenewDelegationToken, KRaft order: the checks of change, then
-// ErrExpired, ErrOwnerMismatch). The period is capped at the expiry time;
-// <= 0 means that cap.
-func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
-		switch {
-		case e.info.expired(now):
-			return time.Time{}, ErrExpired
-		case !e.info.ownerOrRenewer(c.Principal):
-			return time.Time{}, ErrOwnerMismatch
-		}
-		if period <= 0 {
-			period = m.o.ExpiryTime
-		}
-		return m.setExpiry(e, minTime(e.info.Max, now.Add(min(period, m.o.ExpiryTime))))
-	})
-}
-
-// Expire shortens or ends a token and returns its new expiry
-// (ExpireDelegationToken, order: the checks of change, ErrOwnerMismatch,
-// then ErrExpired). A negative period removes it at once, the admin tools'
-// default.
-func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
-		switch {
-		case !e.info.ownerOrRenewer(c.Principal):
-			return time.Time{}, ErrOwnerMismatch
-		case period < 0:
-			if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
-				return time.Time{}, fmt.Errorf("delete delegation token: %w", err)
-			}
-			m.remove(e.info.ID)
-			return now, nil
-		case e.info.expired(now):
-			return time.Time{}, ErrExpired
-		}
-		return m.setExpiry(e, minTime(e.info.Max, now.Add(period)))
-	})
-}
-
 func (m *Manager) byHMACLocked(hmac []byte) *entry {
 	id, ok := m.byHMAC[base64.StdEncoding.EncodeToString(hmac)]
 	if !ok {
 		return nil
 	}
 	return m.byID[id]
-}
-
-// Described is one token in a Describe answer, with its HMAC.
-type Described struct {
-	Info Info
-	HMAC []byte
-}
-
-// Describe lists the tokens the caller may see (DescribeDelegationToken:
-// ErrRequestNotAllowed, ErrDisabled, then filtering). owners nil means every
-// token; an empty non-nil slice means none. A caller sees tokens it owns,
-// requested or may renew; super users see all. The answer contains HMACs:
-// the tokens' passwords.
-func (m *Manager) Describe(c Caller, owners []Principal) ([]Described, error) {
-	if !c.allowed() {
-		return nil, ErrRequestNotAllowed
-	}
-	if !m.Enabled() {
-		return nil, ErrDisabled
-	}
-	if owners != nil && len(owners) == 0 {
-		return []Described{}, nil
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := []Described{}
-	for _, e := range m.byID {
-		i := e.info
-		if owners != nil && !matchesAny(i, owners) {
-			continue
-		}
-		if i.ownerOrRenewer(c.Principal) || i.Requester == c.Principal || m.super[c.Principal] {
-			out = append(out, Described{Info: i, HMAC: e.hmac})
-		}
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Info.Issue.Before(out[b].Info.Issue) })
-	return out, nil
-}
-
-func matchesAny(i Info, owners []Principal) bool {
-	for _, o := range owners {
-		if i.ownerOrRenewer(o) || i.Requester == o {
-			return true
-		}
-	}
-	return false
 }
 
 // Sweep removes tokens past their expiry or max timestamp and returns how

@@ -30,8 +30,10 @@ const (
 )
 
 // session is one client connection from accept to close. Its fields are
-// owned by the goroutine running run, except the atomic counters, which the
-// relay's writer goroutine also updates.
+// owned by the goroutine that runs the gate and then the relay's reader,
+// SASL state included. The relay's writer goroutine uses only the fields
+// fixed before it starts (srv, raw, conn, batch, log, ctx), up (set once,
+// before the first entry that needs it is queued) and the atomic counters.
 type session struct {
 	srv   *Server
 	id    uint64
@@ -43,6 +45,8 @@ type session struct {
 	ctx   context.Context // ends when the server stops hard
 	node  int32           // the upstream broker this connection reaches; -1: bootstrap
 
+	// The SASL machine's state (sasl.go), for the login and KIP-368
+	// re-authentication alike.
 	state     state
 	mech      sasl.Mechanism
 	conv      *sasl.Conversation

@@ -24,6 +24,8 @@ var pom []byte
 
 var versionProperty = regexp.MustCompile(`<kafka\.version>([^<]+)</kafka\.version>`)
 
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 // Version is the Apache Kafka version the test bed runs, from pom.xml.
 func Version() string {
 	m := versionProperty.FindSubmatch(pom)
@@ -119,8 +121,10 @@ func Fetch(ctx context.Context, log io.Writer) (*Artifacts, error) {
 	}
 	cmd := exec.CommandContext(ctx, "mvn", "-B", "-q", "-Dstyle.color=never", "-f", filepath.Join(tmp, "pom.xml"),
 		"dependency:copy-dependencies", "-DoutputDirectory="+filepath.Join(tmp, "lib"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Run(); err != nil {
+	out, err := cmd.CombinedOutput()
+	// Some Maven builds print colour resets even in batch mode.
+	_, _ = log.Write(ansiEscape.ReplaceAll(out, nil))
+	if err != nil {
 		return nil, fmt.Errorf("kafkabed: resolving Kafka %s with mvn: %w", a.Version, err)
 	}
 	if !complete(filepath.Join(tmp, "lib")) {

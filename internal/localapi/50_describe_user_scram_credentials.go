@@ -23,11 +23,10 @@ func (a *APIs) describeUserSCRAMCredentials(c caller, r *kmsg.DescribeUserSCRAMC
 	if errors.Is(err, credstore.ErrNotSuperUser) {
 		// DESCRIBE on CLUSTER denied: the error at the top and for each
 		// user named, whose user field Kafka leaves empty.
-		code, msg := scramError(protocol.KeyDescribeUserSCRAMCredentials, "", err)
-		resp.ErrorCode, resp.ErrorMessage = code, kmsg.StringPtr(msg)
+		resp.ErrorCode, resp.ErrorMessage = userError(protocol.KeyDescribeUserSCRAMCredentials, "", err)
 		for range r.Users {
 			res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
-			res.ErrorCode, res.ErrorMessage = code, kmsg.StringPtr(msg)
+			res.ErrorCode, res.ErrorMessage = resp.ErrorCode, resp.ErrorMessage
 			resp.Results = append(resp.Results, res)
 		}
 		return resp, nil
@@ -38,10 +37,7 @@ func (a *APIs) describeUserSCRAMCredentials(c caller, r *kmsg.DescribeUserSCRAMC
 	for _, u := range users {
 		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
 		res.User = u.User
-		if u.Err != nil {
-			code, msg := scramError(protocol.KeyDescribeUserSCRAMCredentials, u.User, u.Err)
-			res.ErrorCode, res.ErrorMessage = code, kmsg.StringPtr(msg)
-		}
+		res.ErrorCode, res.ErrorMessage = userError(protocol.KeyDescribeUserSCRAMCredentials, u.User, u.Err)
 		for _, cr := range u.Credentials {
 			ci := kmsg.NewDescribeUserSCRAMCredentialsResponseResultCredentialInfo()
 			ci.Mechanism, ci.Iterations = cr.Mechanism.TypeByte(), int32(cr.Iterations)

@@ -28,10 +28,7 @@ func (a *APIs) alterUserSCRAMCredentials(c caller, r *kmsg.AlterUserSCRAMCredent
 	for _, u := range results {
 		res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
 		res.User = u.User
-		if u.Err != nil {
-			code, msg := scramError(protocol.KeyAlterUserSCRAMCredentials, u.User, u.Err)
-			res.ErrorCode, res.ErrorMessage = code, kmsg.StringPtr(msg)
-		}
+		res.ErrorCode, res.ErrorMessage = userError(protocol.KeyAlterUserSCRAMCredentials, u.User, u.Err)
 		resp.Results = append(resp.Results, res)
 	}
 	return resp, nil

@@ -37,6 +37,16 @@ func tokenError(err error) (code int16, ok bool) {
 	return 0, false
 }
 
+// userError is the error code and message of one user's result in a SCRAM
+// admin answer: none without an error, else scramError's.
+func userError(key int16, user string, err error) (int16, *string) {
+	if err == nil {
+		return 0, nil
+	}
+	code, message := scramError(key, user, err)
+	return code, &message
+}
+
 // scramError maps the error of one user's part of a SCRAM admin request
 // (API key) to the Kafka error code and message that user's result
 // carries. The messages are the KRaft broker's (ScramControlManager,

@@ -164,6 +164,9 @@ func TestScramAdminAnswers(t *testing.T) {
 			t.Errorf("result %d: %q %+v, want %q %+v", i, res[i].User, got, w.user, w.answer)
 		}
 	}
+	if res[6].ErrorMessage != nil {
+		t.Errorf("a user without an error has message %q, want null", *res[6].ErrorMessage)
+	}
 	if _, err := store.LookupUser(ctx, sasl.ScramSHA512, "ok"); err != nil {
 		t.Fatal("upserted user cannot be looked up")
 	}

@@ -27,18 +27,10 @@ func (e *FrameSizeError) Error() string {
 // ErrTruncated reports a frame or field that ends before its declared length.
 var ErrTruncated = errors.New("truncated kafka message")
 
-// ReadSize reads a 4-byte big-endian size prefix into hdr and checks it
-// against max before anything is allocated. On a bad size it returns a
-// *FrameSizeError carrying a hint derived from the four bytes read.
-func ReadSize(r io.Reader, hdr *[4]byte, max int) (int, error) {
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, err
-	}
-	return CheckSize(*hdr, max)
-}
-
-// CheckSize validates an already read size prefix; see ReadSize.
-func CheckSize(hdr [4]byte, max int) (int, error) {
+// checkSize validates a size prefix against max, before anything is
+// allocated. On a bad size it returns a *FrameSizeError carrying a hint
+// derived from the four bytes.
+func checkSize(hdr [4]byte, max int) (int, error) {
 	n := int32(binary.BigEndian.Uint32(hdr[:]))
 	if n < 0 || int64(n) > int64(max) {
 		return 0, &FrameSizeError{Size: int64(n), Max: max, Hint: SniffNonKafka(hdr[:])}

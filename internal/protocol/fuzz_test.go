@@ -22,7 +22,7 @@ func FuzzFrameAndHeader(f *testing.F) {
 	f.Add(rf.AppendRequest(nil, auth, 3))
 	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x05})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := ReadSize(bytes.NewReader(b), new([4]byte), 1<<16)
+		n, err := NewFrameReader(bytes.NewReader(b), 1<<16, nil).Next()
 		if err == nil && (n < 0 || n > 1<<16) {
 			t.Fatalf("accepted size %d", n)
 		}

@@ -55,7 +55,7 @@ func TestGoldenRequestHeaders(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			frame := g[tc.name]
-			n, err := CheckSize([4]byte(frame[:4]), 1<<20)
+			n, err := checkSize([4]byte(frame[:4]), 1<<20)
 			if err != nil || n != len(frame)-4 {
 				t.Fatalf("size %d err %v, want %d", n, err, len(frame)-4)
 			}
@@ -170,7 +170,7 @@ func TestFrameSizeDiagnostics(t *testing.T) {
 		{[]byte{0x7f, 0, 0, 0}, ""},
 		{[]byte{0xff, 0xff, 0xff, 0xff}, ""},
 	} {
-		_, err := ReadSize(bytes.NewReader(tc.in), new([4]byte), 512<<10)
+		_, err := NewFrameReader(bytes.NewReader(tc.in), 512<<10, nil).Next()
 		var fse *FrameSizeError
 		if !errors.As(err, &fse) {
 			t.Fatalf("%x: err %v", tc.in, err)
@@ -179,7 +179,7 @@ func TestFrameSizeDiagnostics(t *testing.T) {
 			t.Errorf("%x: hint %q, want %q", tc.in, fse.Hint, tc.hint)
 		}
 	}
-	if n, err := ReadSize(bytes.NewReader([]byte{0, 0, 0, 0}), new([4]byte), 10); err != nil || n != 0 {
+	if n, err := NewFrameReader(bytes.NewReader([]byte{0, 0, 0, 0}), 10, nil).Next(); err != nil || n != 0 {
 		t.Fatalf("zero-length frame: %d %v", n, err)
 	}
 }

@@ -96,7 +96,7 @@ func (f *FrameReader) Next() (int, error) {
 	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
 		return 0, f.fail(err)
 	}
-	n, err := CheckSize(f.hdr, f.max)
+	n, err := checkSize(f.hdr, f.max)
 	if err != nil {
 		return 0, f.fail(err)
 	}

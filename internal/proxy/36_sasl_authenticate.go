@@ -55,8 +55,9 @@ func (s *session) handleAuthenticate(h protocol.RequestHeader, body []byte) repl
 
 // rawToken runs one SCRAM round on the v0 path: the frame is the bare
 // token and the reply goes back size-prefixed with no Kafka header
-// (SaslServerAuthenticator before KIP-152). Authentication completes with
-// the round that sends server-final.
+// (SaslServerAuthenticator before KIP-152; docs/protocol.md, "Handshake
+// versions"). Authentication completes with the round that sends
+// server-final.
 func (s *session) rawToken(token []byte) reply {
 	out, err := s.conv.Step(token)
 	if err != nil {

@@ -78,7 +78,8 @@ func isTimeout(err error) bool {
 // authFailure is how a failed SASL step is answered on the wire: the single
 // place that maps sasl errors to Kafka error codes and messages. Kafka's
 // SaslServerAuthenticator.handleSaslToken answers every SaslException with
-// one generic message that hides the cause; the exceptions are below.
+// one generic message that hides the cause; the exceptions are below
+// (docs/protocol.md, "Failures" and "SCRAM failures").
 type authFailure struct {
 	respond bool   // write a SaslAuthenticate error response (v1 path only)
 	delay   bool   // wait sasl.failed_auth_delay before responding/closing

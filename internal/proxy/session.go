@@ -210,7 +210,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // sessionLifetime implements KIP-368's lifetime rule
 // (SaslServerAuthenticator.ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs): a
 // token login expires with its token, maxReauth caps every session when > 0,
-// and with neither the connection has no deadline and the client is told 0.
+// and with neither the connection has no deadline and the client is told 0
+// (docs/protocol.md, "Re-authentication").
 func sessionLifetime(now, tokenExpiry time.Time, maxReauth time.Duration) (time.Duration, bool) {
 	hasToken := !tokenExpiry.IsZero()
 	switch {

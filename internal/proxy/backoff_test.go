@@ -37,3 +37,10 @@ func TestBackoffDoublesPerKeyAndClears(t *testing.T) {
 		t.Fatalf("%d entries kept", len(b.m))
 	}
 }
+
+// count is the failures recorded for key.
+func (b *backoff) count(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[key].n
+}

@@ -309,3 +309,55 @@ func produceRequest(t testing.TB, n int) *kmsg.ProduceRequest {
 	p.Topics = append(p.Topics, topic)
 	return p
 }
+
+// A SASL frame on an authenticated connection is capped at
+// sasl.max_receive_size, as Kafka's authenticator caps re-authentication
+// frames, not at the request cap: it closes with nothing written and without
+// waiting for (or allocating) the announced bytes.
+func TestOversizedReauthenticationFrameCloses(t *testing.T) {
+	for _, name := range []string{"handshake", "authenticate"} {
+		t.Run(name, func(t *testing.T) {
+			e, clock := reauthEnv(t, time.Hour)
+			w := loggedIn(t, e)
+			clock.Add(2 * time.Second)
+			key := protocol.KeySASLHandshake
+			if name == "authenticate" {
+				w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+				key = protocol.KeySASLAuthenticate
+			}
+			size := e.srv.opts.MaxReceiveSize + 1 // far below MaxRequestSize
+			head := binary.BigEndian.AppendUint32(nil, uint32(size))
+			head = binary.BigEndian.AppendUint16(head, uint16(key))
+			head = binary.BigEndian.AppendUint16(head, 1)
+			head = binary.BigEndian.AppendUint32(head, 99)
+			w.SendRaw(head)
+			if b, _ := w.ExpectClosed(); len(b) != 0 {
+				t.Fatalf("wrote %x", b)
+			}
+		})
+	}
+}
+
+// A failed re-authentication is a password guess like a failed login (for
+// another user's password, too): it counts for the name tried and the
+// source address.
+func TestFailedReauthenticationCountsInTheBackoff(t *testing.T) {
+	e, clock := reauthEnv(t, time.Hour)
+	w := loggedIn(t, e)
+	clock.Add(2 * time.Second)
+	w.RoundTrip(protocoltest.Handshake(1, "SCRAM-SHA-512"))
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, "bob", "a guess")
+	first, _ := conv.Step("")
+	r1 := w.RoundTrip(protocoltest.Authenticate(2, []byte(first))).(*kmsg.SASLAuthenticateResponse)
+	final, err := conv.Step(string(r1.SASLAuthBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Send(protocoltest.Authenticate(2, []byte(final)))
+	w.ExpectClosed()
+	for _, k := range []string{"user:bob", "ip:127.0.0.1"} {
+		if n := e.srv.backoff.count(k); n != 1 {
+			t.Errorf("%s: %d failures counted, want 1", k, n)
+		}
+	}
+}

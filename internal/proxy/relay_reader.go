@@ -28,6 +28,13 @@ func (s *session) readLoop(ctx, drain context.Context) closeReason {
 		if drain.Err() != nil {
 			return reasonShutdown
 		}
+		// While re-authenticating, every frame is the SASL machine's and
+		// capped at sasl.max_receive_size (the SASL stage refuses a larger
+		// one), even when that is above the request cap.
+		fr.SetMax(o.MaxRequestSize)
+		if s.state == stateReauthenticating {
+			fr.SetMax(max(o.MaxRequestSize, o.MaxReceiveSize))
+		}
 		n, err := fr.Next()
 		if err != nil {
 			return s.clientReadReason(drain, err, true)
@@ -55,8 +62,17 @@ func (s *session) readRequest(ctx, drain context.Context, fr *protocol.FrameRead
 	buf := *bufp
 	binary.BigEndian.PutUint32(buf, uint32(n))
 	body := fr.Rest()
+	// The request header's fixed part first: a SASL frame over its cap is
+	// refused before any more of it is read.
+	hdr := min(n, 8)
+	if _, err := io.ReadFull(body, buf[4:4+hdr]); err != nil {
+		return s.clientReadReason(drain, err, false)
+	}
+	if key, _, _, _ := protocol.PeekHeader(buf[4 : 4+hdr]); s.saslFrameTooLarge(key, n) {
+		return s.queueReply(reply{close: reasonAuthFailed, delay: true})
+	}
 	head := min(n, len(buf)-4)
-	if _, err := io.ReadFull(body, buf[4:4+head]); err != nil {
+	if _, err := io.ReadFull(body, buf[4+hdr:4+head]); err != nil {
 		return s.clientReadReason(drain, err, false)
 	}
 	r := request{size: n, chunk: buf, head: buf[4 : 4+head], body: body, ctx: ctx, drain: drain}
@@ -70,6 +86,22 @@ func (s *session) readRequest(ctx, drain context.Context, fr *protocol.FrameRead
 	}
 	s.log.Error("no pipeline stage took the request", zap.Int16(logAPIKey, r.key))
 	return reasonProtocol
+}
+
+// saslFrameTooLarge reports a frame of n bytes that the SASL machine would
+// take but that is over sasl.max_receive_size. Kafka's authenticator reads
+// re-authentication frames with the pre-authentication cap
+// (sasl.server.max.receive.size) and fails the authentication on a larger
+// one: a delayed close with nothing written. Any SaslHandshake or
+// SaslAuthenticate on an authenticated connection gets the same cap, so no
+// SASL frame is held whole above it.
+func (s *session) saslFrameTooLarge(key int16, n int) bool {
+	max := s.srv.opts.MaxReceiveSize
+	if n <= max || (s.state != stateReauthenticating && key != protocol.KeySASLHandshake && key != protocol.KeySASLAuthenticate) {
+		return false
+	}
+	s.log.Info("SASL frame too large on an authenticated connection", zap.Int16(logAPIKey, key), zap.Int("size", n), zap.Int("max", max))
+	return true
 }
 
 func (s *session) clientReadReason(drain context.Context, err error, atBoundary bool) closeReason {

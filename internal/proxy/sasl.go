@@ -137,8 +137,8 @@ func (s *session) saslSucceeded() {
 // saslFailed ends a SCRAM exchange that failed with err (a sasl error, or
 // a principal change on re-authentication), counting and logging it, and
 // returns the reply mapAuthError prescribes. h is the SaslAuthenticate
-// request; raw is the v0 path, which has none. A failed login also feeds
-// the login backoff.
+// request; raw is the v0 path, which has none. A failed login or
+// re-authentication also feeds the login backoff.
 func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) reply {
 	reauth := s.state == stateReauthenticating
 	f := mapAuthError(err, s.mech, raw, reauth)
@@ -150,6 +150,9 @@ func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) repl
 			fields = append(fields, zap.String("new_principal", pc.to))
 		}
 		s.log.Info("re-authentication failed", fields...)
+		// A failed re-authentication is a password guess too, possibly
+		// for another user's password: it feeds the backoff like a login.
+		r.wait = s.srv.backoff.fail(s.backoffKeys()...)
 	} else {
 		s.log.Info("authentication failed", zap.Bool("audit", true),
 			zap.String(logMechanism, string(s.mech)),

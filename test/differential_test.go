@@ -68,6 +68,10 @@ func TestRealKafkaDifferential(t *testing.T) {
 	e := startProxy(t, envOptions{kafka: k, config: func(c *config.Config) {
 		tokens(c)
 		c.SASL.FailedAuthDelay = kafkaFailedAuthDelay
+		// Kafka has no failed-login throttle: capped at the delay, it
+		// never holds cases that run one after another (a failure's
+		// answer takes the delay itself), only parallel ones.
+		c.SASL.MaxFailedAuthDelay = kafkaFailedAuthDelay
 	}})
 	brokerTLS, err := tlsutil.ClientConfig(k.CAPEM, "localhost")
 	if err != nil {

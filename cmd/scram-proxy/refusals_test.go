@@ -181,6 +181,7 @@ func validationRefusals() []refusal {
 		c("max receive size", func(c *config.Config) { c.SASL.MaxReceiveSize = 100 }, "sasl.max_receive_size", "is outside"),
 		c("idle timeout", func(c *config.Config) { c.Listener.IdleTimeout = 48 * time.Hour }, "listener.idle_timeout", "is outside"),
 		c("failed auth delay", func(c *config.Config) { c.SASL.FailedAuthDelay = 11 * time.Minute }, "sasl.failed_auth_delay", "is outside"),
+		c("max failed auth delay", func(c *config.Config) { c.SASL.MaxFailedAuthDelay = 2 * time.Minute }, "sasl.max_failed_auth_delay", "is outside"),
 		c("auth timeout", func(c *config.Config) { c.SASL.AuthTimeout = 0 }, "sasl.auth_timeout", "is outside"),
 		c("dial timeout", func(c *config.Config) { c.Upstream.DialTimeout = 0 }, "upstream.dial_timeout", "is outside"),
 		c("max reauth", func(c *config.Config) { c.SASL.MaxReauth = -time.Second }, "sasl.max_reauth", "is outside"),

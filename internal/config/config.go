@@ -121,8 +121,12 @@ type ListenerTLS struct {
 type SASL struct {
 	Mechanisms      []string      `mapstructure:"mechanisms"`
 	FailedAuthDelay time.Duration `mapstructure:"failed_auth_delay"`
-	MaxReceiveSize  int           `mapstructure:"max_receive_size"`
-	AuthTimeout     time.Duration `mapstructure:"auth_timeout"`
+	// MaxFailedAuthDelay caps the failed-login throttle's spacing between
+	// password checks for one user name or source address; below
+	// FailedAuthDelay it counts as FailedAuthDelay.
+	MaxFailedAuthDelay time.Duration `mapstructure:"max_failed_auth_delay"`
+	MaxReceiveSize     int           `mapstructure:"max_receive_size"`
+	AuthTimeout        time.Duration `mapstructure:"auth_timeout"`
 	// MaxReauth is connections.max.reauth.ms: 0 leaves password sessions
 	// without a deadline; token sessions always end with their token.
 	MaxReauth time.Duration `mapstructure:"max_reauth"`
@@ -192,10 +196,11 @@ func Defaults() Config {
 			MaxRequestSize: 104857600, // socket.request.max.bytes
 		},
 		SASL: SASL{
-			Mechanisms:      []string{"SCRAM-SHA-512"},
-			FailedAuthDelay: 100 * time.Millisecond, // connection.failed.authentication.delay.ms
-			MaxReceiveSize:  524288,                 // sasl.server.max.receive.size
-			AuthTimeout:     10 * time.Second,
+			Mechanisms:         []string{"SCRAM-SHA-512"},
+			FailedAuthDelay:    100 * time.Millisecond, // connection.failed.authentication.delay.ms
+			MaxFailedAuthDelay: 5 * time.Second,
+			MaxReceiveSize:     524288, // sasl.server.max.receive.size
+			AuthTimeout:        10 * time.Second,
 		},
 		Credentials: Credentials{ReloadInterval: time.Second},
 		Upstream:    Upstream{DialTimeout: 10 * time.Second},

@@ -5,6 +5,7 @@ package proxy
 // token rounds that follow a v0 SaslHandshake.
 
 import (
+	"context"
 	"encoding/binary"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,7 +16,7 @@ import (
 
 const maxAuthenticateVersion = 2
 
-func (s *session) handleAuthenticate(h protocol.RequestHeader, body []byte) reply {
+func (s *session) handleAuthenticate(ctx context.Context, h protocol.RequestHeader, body []byte) reply {
 	if h.Version > maxAuthenticateVersion {
 		return closeNow(reasonProtocol)
 	}
@@ -32,6 +33,9 @@ func (s *session) handleAuthenticate(h protocol.RequestHeader, body []byte) repl
 			zap.String("requested_mechanism", s.reauthMismatch))
 		s.srv.opts.Metrics.Login(string(s.mech), "failure")
 		return reply{close: reasonAuthFailed, delay: true}
+	}
+	if err := s.hold(ctx); err != nil {
+		return s.saslFailed(h, err, false)
 	}
 	out, err := s.conv.Step(req.SASLAuthBytes)
 	if err == nil && s.conv.Done() && s.state == stateReauthenticating && "User:"+s.conv.Result().Principal != s.principal {
@@ -58,7 +62,10 @@ func (s *session) handleAuthenticate(h protocol.RequestHeader, body []byte) repl
 // (SaslServerAuthenticator before KIP-152; docs/protocol.md, "Handshake
 // versions"). Authentication completes with the round that sends
 // server-final.
-func (s *session) rawToken(token []byte) reply {
+func (s *session) rawToken(ctx context.Context, token []byte) reply {
+	if err := s.hold(ctx); err != nil {
+		return s.saslFailed(protocol.RequestHeader{}, err, true)
+	}
 	out, err := s.conv.Step(token)
 	if err != nil {
 		return s.saslFailed(protocol.RequestHeader{}, err, true)

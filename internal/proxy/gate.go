@@ -25,7 +25,7 @@ func (s *session) authenticate(ctx context.Context) (closeReason, bool) {
 			r = s.preAuthReadFail(err)
 		case s.state == stateAuthenticateRaw:
 			s.fromClient.Add(int64(4 + len(frame)))
-			r = s.rawToken(frame)
+			r = s.rawToken(ctx, frame)
 		default:
 			s.fromClient.Add(int64(4 + len(frame)))
 			r = s.gateRequest(ctx, frame)
@@ -56,7 +56,7 @@ func (s *session) gateRequest(ctx context.Context, frame []byte) reply {
 // a response that keeps the connection ends it.
 func (s *session) gateReply(ctx context.Context, r reply) closeReason {
 	if r.delay {
-		sleep(ctx, max(r.wait, s.srv.opts.FailedAuthDelay))
+		s.srv.opts.sleep(ctx, s.srv.opts.FailedAuthDelay)
 	}
 	if r.close != "" {
 		if r.resp != nil && ctx.Err() == nil {

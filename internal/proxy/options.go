@@ -84,6 +84,10 @@ type Options struct {
 	Local LocalAPIs
 	// ListenerName labels logs and metrics; "" means "default".
 	ListenerName string
+
+	// sleep waits out the failed-auth delays and the login throttle; tests
+	// record the waits here instead of sleeping. nil: a timer.
+	sleep func(ctx context.Context, d time.Duration)
 }
 
 // withDefaults fills the fields whose zero value stands for a documented
@@ -109,6 +113,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ListenerName == "" {
 		o.ListenerName = "default"
+	}
+	if o.sleep == nil {
+		o.sleep = sleep
 	}
 	return o
 }

@@ -96,7 +96,7 @@ func (saslStage) serve(s *session, r *request) (bool, closeReason) {
 // delivers what is owed, then the reply.
 func (s *session) queueReply(r reply) closeReason {
 	if r.resp != nil || r.delay {
-		s.push(pending{local: r.resp, closeAfter: r.close, delay: r.delay, wait: r.wait})
+		s.push(pending{local: r.resp, closeAfter: r.close, delay: r.delay})
 	}
 	return r.close
 }

@@ -33,7 +33,6 @@ type pending struct {
 	scan         func(rewrite.Source, int16) error // stream the answer through this check
 	closeAfter   closeReason                       // close the connection once local (if any) is written
 	delay        bool                              // wait the failed-auth delay before writing local
-	wait         time.Duration                     // with delay: a longer wait (login backoff)
 	start        time.Time                         // when the request was read, for latency
 	// reauth, when set, asks the writer to re-authenticate the upstream
 	// connection (nothing is in flight once it gets here) and report.

@@ -41,7 +41,7 @@ func (s *session) writeLoop(queue <-chan pending) closeReason {
 		}
 		if !p.fromUpstream() {
 			if p.delay {
-				sleep(s.ctx, max(p.wait, o.FailedAuthDelay))
+				o.sleep(s.ctx, o.FailedAuthDelay)
 			}
 			if p.local != nil {
 				if err := s.deliver(p.local); err != nil {

@@ -29,10 +29,9 @@ const reauthMinInterval = time.Second
 
 // reply is what the SASL machine decided for one frame.
 type reply struct {
-	resp  []byte        // the frame to write; nil: nothing
-	close closeReason   // "": the connection stays open
-	delay bool          // wait the failed-auth delay first, reading nothing (Selector's DelayedAuthenticationFailureClose)
-	wait  time.Duration // a longer delay than the configured one (login backoff)
+	resp  []byte      // the frame to write; nil: nothing
+	close closeReason // "": the connection stays open
+	delay bool        // wait the failed-auth delay first, reading nothing (Selector's DelayedAuthenticationFailureClose)
 }
 
 // answer is a reply that writes resp and keeps the connection.
@@ -51,7 +50,7 @@ func (s *session) saslRequest(ctx context.Context, h protocol.RequestHeader, fra
 	case actHandshake:
 		return s.handleHandshake(ctx, h, body)
 	case actAuthenticate:
-		return s.handleAuthenticate(h, body)
+		return s.handleAuthenticate(ctx, h, body)
 	case actAlreadyAuthenticated:
 		return alreadyAuthenticated(h)
 	case actIllegalStateFail:
@@ -106,13 +105,13 @@ func alreadyAuthenticated(h protocol.RequestHeader) reply {
 
 // saslSucceeded ends a SCRAM exchange that succeeded: it records the
 // result and the KIP-368 session deadline and returns to stateAuthenticated.
-// The first login also fixes the principal and clears the login backoff.
+// The first login also fixes the principal. The user name's count in the
+// login throttle is cleared; the source address's is not.
 func (s *session) saslSucceeded() {
 	o := &s.srv.opts
 	reauth := s.state == stateReauthenticating
-	if !reauth {
-		s.srv.backoff.succeed(s.backoffKeys()...)
-	}
+	s.srv.backoff.release(s.slot)
+	s.srv.backoff.succeed(s.backoffKeys()[1:]...)
 	s.result = s.conv.Result()
 	s.conv = nil
 	now := o.Now()
@@ -138,11 +137,18 @@ func (s *session) saslSucceeded() {
 // a principal change on re-authentication), counting and logging it, and
 // returns the reply mapAuthError prescribes. h is the SaslAuthenticate
 // request; raw is the v0 path, which has none. A failed login or
-// re-authentication also feeds the login backoff.
+// re-authentication also counts in the login throttle, unless the throttle
+// itself refused it.
 func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) reply {
 	reauth := s.state == stateReauthenticating
 	f := mapAuthError(err, s.mech, raw, reauth)
-	s.srv.opts.Metrics.Login(string(s.mech), "failure")
+	outcome := "failure"
+	if errors.Is(err, errThrottled) {
+		outcome = "throttled"
+	} else {
+		s.srv.backoff.fail(s.backoffKeys()...)
+	}
+	s.srv.opts.Metrics.Login(string(s.mech), outcome)
 	r := reply{close: reasonAuthFailed, delay: f.delay}
 	if reauth {
 		fields := []zap.Field{zap.Bool("audit", true), zap.String(logReason, f.reason)}
@@ -150,15 +156,11 @@ func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) repl
 			fields = append(fields, zap.String("new_principal", pc.to))
 		}
 		s.log.Info("re-authentication failed", fields...)
-		// A failed re-authentication is a password guess too, possibly
-		// for another user's password: it feeds the backoff like a login.
-		r.wait = s.srv.backoff.fail(s.backoffKeys()...)
 	} else {
 		s.log.Info("authentication failed", zap.Bool("audit", true),
 			zap.String(logMechanism, string(s.mech)),
 			zap.String(logReason, f.reason),
 			zap.String(logUsername, truncate(s.conv.Username(), 128)))
-		r.wait = s.srv.backoff.fail(s.backoffKeys()...)
 	}
 	if f.respond {
 		resp := kmsg.NewPtrSASLAuthenticateResponse()
@@ -170,8 +172,35 @@ func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) repl
 	return r
 }
 
-// backoffKeys are the failed-login backoff keys of this attempt: the user
-// name the client sent (known or not) and the source IP.
+// errThrottled is the failure of an attempt the login throttle refused
+// before its password was checked. It is answered as any wrong password.
+var errThrottled = &sasl.AuthError{Reason: "throttled", Err: sasl.ErrAuthFailed}
+
+// hold runs before every SCRAM round of a login or re-authentication. The
+// round that checks the password (client-final: the user name is known by
+// then) waits until the login throttle admits it; errThrottled when the
+// throttle refuses it, or when ctx ends while waiting. A failed
+// re-authentication is a password guess too (possibly for another user's
+// password, on someone else's authenticated connection), so the same
+// throttle holds it.
+func (s *session) hold(ctx context.Context) error {
+	if s.conv.Username() == "" {
+		return nil // client-first: nothing is checked yet
+	}
+	wait, slot, ok := s.srv.backoff.reserve(s.backoffKeys()...)
+	if !ok {
+		return errThrottled
+	}
+	s.slot = slot
+	s.srv.opts.sleep(ctx, wait)
+	if ctx.Err() != nil {
+		return errThrottled
+	}
+	return nil
+}
+
+// backoffKeys are the login-throttle keys of this attempt: the source IP,
+// then the user name the client sent (known or not), once it is known.
 func (s *session) backoffKeys() []string {
 	keys := []string{"ip:" + hostOf(s.raw.RemoteAddr())}
 	if s.conv != nil && s.conv.Username() != "" {

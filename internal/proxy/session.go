@@ -58,6 +58,9 @@ type session struct {
 	// second); reauthMismatch marks a re-auth asking for another mechanism.
 	reauthStart    time.Time
 	reauthMismatch string
+	// slot is the login-throttle slot the current exchange's password
+	// check took (backoff.go), given back if it succeeds.
+	slot slot
 
 	fromClient atomic.Int64
 	toClient   atomic.Int64

@@ -93,7 +93,7 @@ fi
 # Current kafka-python and confluent-kafka from PyPI, pinned by
 # test/clients/requirements.txt, in a virtual environment that records the
 # requirements it was made from (the tests check them).
-cache="${SCRAM_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scram-proxy}"
+cache="${KAFKABED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scram-proxy}"
 venv="$cache/pyvenv"
 req=test/clients/requirements.txt
 if ! cmp -s "$req" "$venv/requirements.txt" || ! "$venv/bin/python" -c 'import kafka, confluent_kafka' 2>/dev/null; then

@@ -57,11 +57,12 @@ type Artifacts struct {
 	Lib string
 }
 
-// CacheDir is where resolved artifacts are kept between runs:
-// $SCRAM_PROXY_CACHE, else the user cache directory (~/.cache), under
-// scram-proxy/.
+// CacheDir is where resolved artifacts (and the PyPI clients' virtual
+// environment) are kept between runs: $KAFKABED_CACHE, else scram-proxy/
+// under the user cache directory (~/.cache). The variable is not named
+// SCRAM_PROXY_*: the proxy refuses unknown variables of that prefix.
 func CacheDir() (string, error) {
-	if d := os.Getenv("SCRAM_PROXY_CACHE"); d != "" {
+	if d := os.Getenv("KAFKABED_CACHE"); d != "" {
 		return d, nil
 	}
 	d, err := os.UserCacheDir()

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,18 +53,8 @@ func TestRealKafkaTokenHMAC(t *testing.T) {
 			t.Fatal("the HMAC does not depend on the key")
 		}
 		if i == 0 {
-			// The token is a real one: it logs in at the broker, once the
-			// broker has the controller's token record.
-			withToken := direct(func() kgo.Opt { return kgo.SASL(tokenMech(tok)) })
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-				_, err := withToken.BrokerMetadata(ctxT(t, 20*time.Second))
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the broker's token does not log in at the broker: %v", err)
-				}
-			}
+			// The token is a real one: it logs in at the broker.
+			waitTokenLogin(t, k.Bootstrap(kafkabed.SASLSSL)[0], brokerTLS, tok)
 		}
 	}
 
@@ -81,6 +72,27 @@ func TestRealKafkaTokenHMAC(t *testing.T) {
 	if err := ping(t, e, tokenMech(tok)); err != nil {
 		t.Fatalf("the proxy's token does not log in at the proxy: %v", err)
 	}
+}
+
+// waitTokenLogin waits up to 20 s for tok to log in at addr: a broker
+// learns a new token from the controller's metadata a moment after
+// creating it.
+func waitTokenLogin(t *testing.T, addr string, tlsCfg *tls.Config, tok kadm.DelegationToken) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var cl *kgo.Client
+		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTLSConfig(tlsCfg), kgo.SASL(tokenMech(tok)), kgo.RequestRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cl.Ping(ctxT(t, 10*time.Second))
+		cl.Close()
+		if err == nil {
+			return
+		}
+	}
+	t.Fatalf("token %s does not log in at %s: %v", tok.TokenID, addr, err)
 }
 
 // TestRealKafkaScramFromKafkaConfigs: SCRAM credentials written through the

@@ -77,10 +77,7 @@ func TestRealKafkaDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets := []struct {
-		addr string
-		tls  *tls.Config
-	}{{k.Bootstrap(kafkabed.SASLSSL)[0], brokerTLS}, {e.Addr, e.clientTLS(t)}}
+	targets := []diffTarget{{k.Bootstrap(kafkabed.SASLSSL)[0], brokerTLS}, {e.Addr, e.clientTLS(t)}}
 
 	// A delegation token of alice's on each side: the broker's from the
 	// broker, the proxy's from the proxy.
@@ -95,6 +92,7 @@ func TestRealKafkaDifferential(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create a delegation token at %s: %v", tg.addr, err)
 		}
+		waitTokenLogin(t, tg.addr, tg.tls, toks[i])
 	}
 	tokenLogin := func(p *probe, hmac []byte) {
 		tok := toks[p.target]
@@ -200,35 +198,33 @@ func TestRealKafkaDifferential(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			var got [2]*probe
-			var wg sync.WaitGroup
-			for i, tg := range targets {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					p := newProbe(t, tg.addr, tg.tls)
-					p.target = i
-					c.run(p)
-					p.finish()
-					got[i] = p
-				}()
-			}
-			wg.Wait()
-			if t.Failed() {
-				return
-			}
-			diffs := compareProbes(got[0], got[1])
 			want := map[knownDifference]bool{}
 			for _, d := range c.known {
 				want[d] = true
 			}
-			for _, d := range diffs {
-				if !want[d] {
-					t.Errorf("new difference: %s: broker %q, proxy %q", d.field, d.broker, d.proxy)
+			// A mismatch must show twice: timing ("delayed") is judged on a
+			// shared, loaded machine, so one stall does not fail the test.
+			var got [2]*probe
+			var unexpected, missing []knownDifference
+			var diffs []knownDifference
+			for attempt := 1; attempt <= 2; attempt++ {
+				got = runCase(t, c.diffCase, targets)
+				if t.Failed() {
+					return
 				}
-				delete(want, d)
+				diffs = compareProbes(got[0], got[1])
+				unexpected, missing = matchDifferences(diffs, want)
+				if len(unexpected)+len(missing) == 0 {
+					break
+				}
+				if attempt == 1 {
+					t.Logf("first run: %d unexpected and %d missing difference(s); running the case again", len(unexpected), len(missing))
+				}
 			}
-			for d := range want {
+			for _, d := range unexpected {
+				t.Errorf("new difference: %s: broker %q, proxy %q", d.field, d.broker, d.proxy)
+			}
+			for _, d := range missing {
 				t.Errorf("expected difference no longer seen: %s: broker %q, proxy %q", d.field, d.broker, d.proxy)
 			}
 			if t.Failed() || testing.Verbose() {
@@ -243,6 +239,50 @@ func TestRealKafkaDifferential(t *testing.T) {
 		sort.Strings(report)
 		t.Logf("differential cases against Kafka %s:\n%s", kafkabed.Version(), strings.Join(report, "\n"))
 	})
+}
+
+// runCase drives c against the broker and the proxy at once.
+func runCase(t *testing.T, c diffCase, targets []diffTarget) [2]*probe {
+	var got [2]*probe
+	var wg sync.WaitGroup
+	for i, tg := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := newProbe(t, tg.addr, tg.tls)
+			p.target = i
+			c.run(p)
+			p.finish()
+			got[i] = p
+		}()
+	}
+	wg.Wait()
+	return got
+}
+
+// matchDifferences splits diffs against the known ones: those not known,
+// and the known ones that did not show.
+func matchDifferences(diffs []knownDifference, known map[knownDifference]bool) (unexpected, missing []knownDifference) {
+	seen := map[knownDifference]bool{}
+	for _, d := range diffs {
+		if known[d] {
+			seen[d] = true
+		} else {
+			unexpected = append(unexpected, d)
+		}
+	}
+	for d := range known {
+		if !seen[d] {
+			missing = append(missing, d)
+		}
+	}
+	return unexpected, missing
+}
+
+// diffTarget is where a case is sent: the broker or the proxy.
+type diffTarget struct {
+	addr string
+	tls  *tls.Config
 }
 
 // probe drives one connection and records what it sees as ordered

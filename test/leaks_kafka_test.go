@@ -130,12 +130,17 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 		return w
 	}
 	dial := func() *protocoltest.Wire { return dialNode(1) }
+	// A Wire's deadline is set once; these connections live longer.
+	renew := func(w *protocoltest.Wire) *protocoltest.Wire {
+		_ = w.Conn().SetDeadline(time.Now().Add(protocoltest.Deadline))
+		return w
+	}
 	w := dial()
 	meta := kmsg.NewPtrMetadataRequest()
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr(topic)
 	meta.Topics = append(meta.Topics, mt)
-	m := w.RoundTrip(meta).(*kmsg.MetadataResponse)
+	m := renew(w).RoundTrip(meta).(*kmsg.MetadataResponse)
 	if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 6 {
 		t.Fatalf("metadata of %s: %+v", topic, m.Topics)
 	}
@@ -236,7 +241,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 		fc := kmsg.NewPtrFindCoordinatorRequest()
 		fc.SetVersion(3)
 		fc.CoordinatorKey = group
-		r := w.RoundTrip(fc).(*kmsg.FindCoordinatorResponse)
+		r := renew(w).RoundTrip(fc).(*kmsg.FindCoordinatorResponse)
 		if r.ErrorCode != 0 {
 			t.Fatalf("FindCoordinator %s: error %d", group, r.ErrorCode)
 		}
@@ -263,6 +268,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 			if gw := groupWire[key]; gw != nil {
 				cw = gw
 			}
+			renew(cw)
 			corr := cw.Send(req)
 			b, err := cw.ReadFrame()
 			if err != nil {
@@ -292,7 +298,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 	// (the proxy's own upstream-side address) is withheld.
 	dg := build[15]().(*kmsg.DescribeGroupsRequest)
 	dg.SetVersion(ranges[15][1])
-	groups := groupWire[15].RoundTrip(dg).(*kmsg.DescribeGroupsResponse).Groups
+	groups := renew(groupWire[15]).RoundTrip(dg).(*kmsg.DescribeGroupsResponse).Groups
 	if len(groups) != 1 || len(groups[0].Members) == 0 {
 		t.Fatalf("DescribeGroups found no live member of %s: %+v", classic, groups)
 	}
@@ -303,7 +309,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 	}
 	cd := build[69]().(*kmsg.ConsumerGroupDescribeRequest)
 	cd.SetVersion(ranges[69][1])
-	cgroups := groupWire[69].RoundTrip(cd).(*kmsg.ConsumerGroupDescribeResponse).Groups
+	cgroups := renew(groupWire[69]).RoundTrip(cd).(*kmsg.ConsumerGroupDescribeResponse).Groups
 	if len(cgroups) != 1 || len(cgroups[0].Members) == 0 {
 		t.Fatalf("ConsumerGroupDescribe found no live member of %s: %+v", modern, cgroups)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"go.uber.org/zap"
 
@@ -96,7 +97,7 @@ func Build(cfg config.Config, o Options) (*App, error) {
 	listenerTLS, err := a.buildListenerTLS()
 	fail(err)
 	if len(errs) == 0 {
-		fail(a.buildServer(auth, local, listenerTLS))
+		fail(a.buildServer(auth, local, listenerTLS, res.ConnectionsPerIP))
 	}
 	if len(errs) == 0 {
 		fail(a.listen())
@@ -270,7 +271,7 @@ func (a *App) reloadLogger(what string) func(error) {
 }
 
 // buildServer builds the proxy server from the parts built before.
-func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, listenerTLS *tls.Config) error {
+func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, listenerTLS *tls.Config, perIP map[netip.Addr]int) error {
 	c := a.cfg
 	var mechs []sasl.Mechanism
 	for _, m := range c.SASL.Mechanisms {
@@ -282,26 +283,28 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 		registry = registry.WithFetchEndpoints()
 	}
 	srv, err := proxy.New(proxy.Options{
-		TLS:                listenerTLS,
-		Auth:               auth,
-		Mechanisms:         mechs,
-		Upstream:           a.dialer,
-		Versions:           a.probe,
-		AddrMap:            a.routes,
-		Registry:           registry,
-		Logger:             a.log,
-		Metrics:            a.metrics,
-		FailedAuthDelay:    c.SASL.FailedAuthDelay,
-		MaxFailedAuthDelay: c.SASL.MaxFailedAuthDelay,
-		AuthTimeout:        c.SASL.AuthTimeout,
-		IdleTimeout:        c.Listener.IdleTimeout,
-		MaxReceiveSize:     c.SASL.MaxReceiveSize,
-		MaxRequestSize:     c.Listener.MaxRequestSize,
-		MaxConnections:     c.Listener.MaxConnections,
-		MaxReauth:          c.SASL.MaxReauth,
-		RouteSNI:           a.routes.SNIRouter(),
-		Local:              local,
-		ListenerName:       "client",
+		TLS:                       listenerTLS,
+		Auth:                      auth,
+		Mechanisms:                mechs,
+		Upstream:                  a.dialer,
+		Versions:                  a.probe,
+		AddrMap:                   a.routes,
+		Registry:                  registry,
+		Logger:                    a.log,
+		Metrics:                   a.metrics,
+		FailedAuthDelay:           c.SASL.FailedAuthDelay,
+		MaxFailedAuthDelay:        c.SASL.MaxFailedAuthDelay,
+		AuthTimeout:               c.SASL.AuthTimeout,
+		IdleTimeout:               c.Listener.IdleTimeout,
+		MaxReceiveSize:            c.SASL.MaxReceiveSize,
+		MaxRequestSize:            c.Listener.MaxRequestSize,
+		MaxConnections:            c.Listener.MaxConnections,
+		MaxConnectionsPerIP:       c.Listener.MaxConnectionsPerIP,
+		ConnectionsPerIPOverrides: perIP,
+		MaxReauth:                 c.SASL.MaxReauth,
+		RouteSNI:                  a.routes.SNIRouter(),
+		Local:                     local,
+		ListenerName:              "client",
 	})
 	a.srv = srv
 	return err

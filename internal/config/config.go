@@ -104,6 +104,12 @@ type Listener struct {
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	MaxConnections    int           `mapstructure:"max_connections"`
 	MaxRequestSize    int           `mapstructure:"max_request_size"`
+	// MaxConnectionsPerIP is max.connections.per.ip (0: no limit);
+	// MaxConnectionsPerIPOverrides its max.connections.per.ip.overrides,
+	// as "host=limit" entries (an IP address or a host name, resolved at
+	// start).
+	MaxConnectionsPerIP          int      `mapstructure:"max_connections_per_ip"`
+	MaxConnectionsPerIPOverrides []string `mapstructure:"max_connections_per_ip_overrides"`
 }
 
 // ListenerTLS terminates TLS on the listener. The files are reloaded when

@@ -161,6 +161,8 @@ func TestMarshalRoundTrips(t *testing.T) {
 	c.Tokens.SecretKey = "k"
 	c.State.Dir = "/var/lib/scram-proxy"
 	c.Authz.SuperUsers = []string{"User:admin"}
+	c.Listener.MaxConnectionsPerIP = 50
+	c.Listener.MaxConnectionsPerIPOverrides = []string{"10.1.2.3=4", "gw.example.com=0"}
 	data, err := Marshal(c)
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Resolved is what the configuration names indirectly: the secrets held in
@@ -22,6 +26,11 @@ type Resolved struct {
 	// node id.
 	Brokers     map[int32]string
 	BrokerPorts map[int32]int
+	// ConnectionsPerIP is listener.max_connections_per_ip_overrides by
+	// address, host names resolved (every address of a name gets its
+	// limit; an address written out wins over a name's, and of two names
+	// with one address the lower limit applies).
+	ConnectionsPerIP map[netip.Addr]int
 
 	_ struct{}
 }
@@ -67,7 +76,50 @@ func (c Config) Resolve() (Resolved, error) {
 		}
 		r.BrokerPorts[n] = v
 	}
+	if r.ConnectionsPerIP, err = resolveConnOverrides(c.Listener.MaxConnectionsPerIPOverrides, c.Upstream.DialTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("listener.max_connections_per_ip_overrides: %w", err))
+	}
 	return r, errors.Join(errs...)
+}
+
+// resolveConnOverrides turns the overrides into limits by address,
+// looking host names up (within timeout each), as Kafka resolves the
+// hosts of max.connections.per.ip.overrides when it reads them.
+func resolveConnOverrides(entries []string, timeout time.Duration) (map[netip.Addr]int, error) {
+	byHost, err := parseConnOverrides(entries)
+	if err != nil {
+		return nil, err
+	}
+	out, named := map[netip.Addr]int{}, map[netip.Addr]int{}
+	var errs []error
+	for host, n := range byHost {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			out[ip.Unmap()] = n
+		}
+	}
+	for host, n := range byHost {
+		if _, err := netip.ParseAddr(host); err == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", host, err))
+			continue
+		}
+		for _, ip := range ips {
+			ip = ip.Unmap()
+			if _, explicit := byHost[ip.String()]; explicit {
+				continue
+			}
+			if m, set := named[ip]; !set || n < m { // two names, one address: the lower limit
+				named[ip] = n
+				out[ip] = n
+			}
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // Key returns the delegation-token HMAC key, "" when no source is set. The

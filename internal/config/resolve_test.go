@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTokenKeySources(t *testing.T) {
@@ -68,6 +70,30 @@ func TestResolveNamesEveryProblemAndRedacts(t *testing.T) {
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		if s := fmt.Sprintf(verb, r); strings.Contains(s, "hunter2") || strings.Contains(s, "direct") {
 			t.Errorf("%s prints a secret: %s", verb, s)
+		}
+	}
+}
+
+func TestConnectionsPerIPOverrides(t *testing.T) {
+	c := Defaults()
+	c.Listener.MaxConnectionsPerIPOverrides = []string{"10.0.0.9=0", "::ffff:10.0.0.10 = 7", "localhost=3", "127.0.0.1=5"}
+	got, err := resolveConnOverrides(c.Listener.MaxConnectionsPerIPOverrides, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]int{"10.0.0.9": 0, "10.0.0.10": 7, "127.0.0.1": 5} {
+		if n, ok := got[netip.MustParseAddr(ip)]; !ok || n != want {
+			t.Errorf("%s: %d (%v), want %d", ip, n, ok, want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.1", "=3", "10.0.0.1=-1", "10.0.0.1=x", "bad_host=1", "a=1,a=2"} {
+		entries := strings.Split(bad, ",")
+		if _, err := parseConnOverrides(entries); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+		c.Listener.MaxConnectionsPerIPOverrides = entries
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "listener.max_connections_per_ip_overrides: ") {
+			t.Errorf("%q: validation says %v", bad, err)
 		}
 	}
 }

@@ -85,6 +85,7 @@ func (c Config) Validate() error {
 
 	for _, b := range []intBound{
 		{"listener.max_connections", c.Listener.MaxConnections, 1, 1 << 20},
+		{"listener.max_connections_per_ip", c.Listener.MaxConnectionsPerIP, 0, 1 << 20},
 		{"listener.max_request_size", c.Listener.MaxRequestSize, 1 << 10, 1 << 30},
 		{"sasl.max_receive_size", c.SASL.MaxReceiveSize, 1 << 10, 16 << 20},
 		{"delegation_tokens.max_per_owner", c.Tokens.MaxPerOwner, 1, 1 << 20},
@@ -226,10 +227,58 @@ func (c Config) Validate() error {
 	default:
 		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}
+	if _, err := parseConnOverrides(c.Listener.MaxConnectionsPerIPOverrides); err != nil {
+		bad("listener.max_connections_per_ip_overrides", "%v", err)
+	}
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		bad("log.format", "must be json or console, not %q", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// parseConnOverrides parses listener.max_connections_per_ip_overrides:
+// "host=limit" entries, host an IP address or a host name, limit 0 (refuse
+// the host) to 1<<20, each host once. It returns limit by host as written.
+func parseConnOverrides(entries []string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, e := range entries {
+		host, v, ok := strings.Cut(e, "=")
+		host = strings.TrimSpace(host)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		switch {
+		case !ok || host == "":
+			return nil, fmt.Errorf("%q is not host=limit", e)
+		case err != nil || n < 0 || n > 1<<20:
+			return nil, fmt.Errorf("%q: the limit must be a number from 0 to %d", e, 1<<20)
+		case net.ParseIP(host) == nil && !validHostName(host):
+			return nil, fmt.Errorf("%q: %q is neither an IP address nor a host name", e, host)
+		}
+		if _, dup := m[host]; dup {
+			return nil, fmt.Errorf("%q is listed twice", host)
+		}
+		m[host] = n
+	}
+	return m, nil
+}
+
+// validHostName accepts DNS names: dot-separated labels of letters, digits
+// and hyphens, 1 to 63 bytes each, at most 253 bytes in all.
+func validHostName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkHostPort accepts host:port with a port 1-65535 (0 too for a listener,

@@ -9,6 +9,9 @@ import "time"
 type Metrics interface {
 	ConnectionOpened(listener string)
 	ConnectionClosed(listener, reason string)
+	// ConnectionRefused counts a connection closed at accept, before it
+	// was opened as a session (reason: "max_connections_per_ip").
+	ConnectionRefused(listener, reason string)
 	Login(mechanism, outcome string)
 	UpstreamDialFailed()
 	// BytesRelayed counts frame bytes as they pass, each way.
@@ -28,6 +31,7 @@ func NopMetrics() Metrics { return nopMetrics{} }
 
 func (nopMetrics) ConnectionOpened(string)          {}
 func (nopMetrics) ConnectionClosed(string, string)  {}
+func (nopMetrics) ConnectionRefused(string, string) {}
 func (nopMetrics) Login(string, string)             {}
 func (nopMetrics) UpstreamDialFailed()              {}
 func (nopMetrics) BytesRelayed(int64, int64)        {}

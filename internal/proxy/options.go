@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,6 +71,14 @@ type Options struct {
 	MaxReceiveSize     int           // pre-auth frame cap (sasl.server.max.receive.size)
 	MaxRequestSize     int           // post-auth frame cap (socket.request.max.bytes)
 	MaxConnections     int
+	// MaxConnectionsPerIP is max.connections.per.ip: a connection from a
+	// source address that already has this many open is closed at accept,
+	// before the TLS handshake; 0: no limit.
+	MaxConnectionsPerIP int
+	// ConnectionsPerIPOverrides is max.connections.per.ip.overrides: limits
+	// for single addresses, replacing MaxConnectionsPerIP (0 refuses the
+	// address).
+	ConnectionsPerIPOverrides map[netip.Addr]int
 	// MaxReauth is connections.max.reauth.ms: every session's lifetime
 	// cap (KIP-368); 0 leaves password sessions without a deadline.
 	MaxReauth time.Duration
@@ -139,5 +148,6 @@ func (o Options) problems() []error {
 	required(o.MaxReceiveSize > 0, "MaxReceiveSize must be positive")
 	required(o.MaxRequestSize > 0, "MaxRequestSize must be positive")
 	required(o.MaxConnections > 0, "MaxConnections must be positive")
+	required(o.MaxConnectionsPerIP >= 0, "MaxConnectionsPerIP must not be negative")
 	return errs
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type Server struct {
 	batches        sync.Pool           // *[]byte of batchSize capacity, for batchConn
 
 	sem    chan struct{} // one slot per open connection
+	perIP  perIP         // open connections per source address
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
 
@@ -139,13 +141,22 @@ func (s *Server) ServeNode(ctx context.Context, ln net.Listener, node int32) err
 			continue
 		}
 		backoff = 0
-		go s.runSession(conn, log, node)
+		ip, ok := s.perIP.open(conn.RemoteAddr(), &s.opts)
+		if !ok {
+			_ = conn.Close()
+			<-s.sem
+			s.wg.Done()
+			s.opts.Metrics.ConnectionRefused(s.opts.ListenerName, "max_connections_per_ip")
+			s.perIP.refused(log, ip, s.opts.Now())
+			continue
+		}
+		go s.runSession(conn, log, node, ip)
 	}
 }
 
 // runSession serves one connection; the connection slot and the drain
 // count are released when the session ends, on whichever goroutine ends it.
-func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
+func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32, ip netip.Addr) {
 	id := s.nextID.Add(1)
 	s.opts.Metrics.ConnectionOpened(s.opts.ListenerName)
 	sess := &session{
@@ -159,6 +170,7 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32) {
 		node:  node,
 	}
 	sess.run(s.connCtx, s.drainCtx, func() {
+		s.perIP.close(ip)
 		<-s.sem
 		s.wg.Done()
 	})

@@ -26,6 +26,7 @@ type Prom struct {
 	local      *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	badRecords *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 }
 
 // NewProm registers the proxy's metrics, plus Go runtime and process
@@ -39,6 +40,8 @@ func NewProm() *Prom {
 			Help: "Client connections accepted."}, []string{"listener"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_connections_closed_total",
 			Help: "Client connections closed, by reason."}, []string{"listener", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_connections_refused_total",
+			Help: "Client connections closed at accept, by reason."}, []string{"listener", "reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_logins_total",
 			Help: "SASL logins and re-authentications, by mechanism and outcome."}, []string{"mechanism", "outcome"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_bytes_total",
@@ -55,7 +58,7 @@ func NewProm() *Prom {
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_state_records_skipped_total",
 			Help: "Records in state.dir that did not load and were skipped, by kind."}, []string{"kind"}),
 	}
-	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
+	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.refused, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -74,6 +77,9 @@ func (p *Prom) ConnectionClosed(l, reason string) {
 	p.connsOpen.WithLabelValues(l).Dec()
 	p.closed.WithLabelValues(l, reason).Inc()
 }
+
+// ConnectionRefused implements proxy.Metrics.
+func (p *Prom) ConnectionRefused(l, reason string) { p.refused.WithLabelValues(l, reason).Inc() }
 
 // Login implements proxy.Metrics.
 func (p *Prom) Login(m, outcome string) { p.logins.WithLabelValues(m, outcome).Inc() }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -293,7 +294,7 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 		Logger:                    a.log,
 		Metrics:                   a.metrics,
 		FailedAuthDelay:           c.SASL.FailedAuthDelay,
-		MaxFailedAuthDelay:        c.SASL.MaxFailedAuthDelay,
+		MaxFailedAuthDelay:        throttleCap(c.SASL.MaxFailedAuthDelay),
 		AuthTimeout:               c.SASL.AuthTimeout,
 		IdleTimeout:               c.Listener.IdleTimeout,
 		MaxReceiveSize:            c.SASL.MaxReceiveSize,
@@ -321,4 +322,13 @@ func inSection(section string, err error) error {
 		return errors.Join(out...)
 	}
 	return fmt.Errorf("%s.%w", section, err)
+}
+
+// throttleCap maps sasl.max_failed_auth_delay to proxy.Options, where 0
+// would mean the default: the configuration's 0 turns the throttle off.
+func throttleCap(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -129,7 +129,7 @@ type SASL struct {
 	FailedAuthDelay time.Duration `mapstructure:"failed_auth_delay"`
 	// MaxFailedAuthDelay caps the failed-login throttle's spacing between
 	// password checks for one user name or source address; below
-	// FailedAuthDelay it counts as FailedAuthDelay.
+	// FailedAuthDelay it counts as FailedAuthDelay; 0 turns it off.
 	MaxFailedAuthDelay time.Duration `mapstructure:"max_failed_auth_delay"`
 	MaxReceiveSize     int           `mapstructure:"max_receive_size"`
 	AuthTimeout        time.Duration `mapstructure:"auth_timeout"`

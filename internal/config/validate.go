@@ -98,7 +98,7 @@ func (c Config) Validate() error {
 	for _, b := range []durBound{
 		{"listener.idle_timeout", c.Listener.IdleTimeout, time.Second, 24 * time.Hour},
 		{"sasl.failed_auth_delay", c.SASL.FailedAuthDelay, 0, min(c.Listener.IdleTimeout, maxMillis)},
-		{"sasl.max_failed_auth_delay", c.SASL.MaxFailedAuthDelay, time.Millisecond, time.Minute},
+		{"sasl.max_failed_auth_delay", c.SASL.MaxFailedAuthDelay, 0, time.Minute},
 		{"sasl.auth_timeout", c.SASL.AuthTimeout, time.Millisecond, 5 * time.Minute},
 		{"upstream.dial_timeout", c.Upstream.DialTimeout, time.Millisecond, 5 * time.Minute},
 		{"sasl.max_reauth", c.SASL.MaxReauth, 0, 365 * 24 * time.Hour},

@@ -63,8 +63,9 @@ type Options struct {
 	// FailedAuthDelay is connection.failed.authentication.delay.ms: the
 	// wait before a failed login is answered and closed; 0 answers at once.
 	FailedAuthDelay time.Duration
-	// MaxFailedAuthDelay caps the per-user and per-source-IP backoff that
-	// doubles the delay on each repeated failure; 0 means 5s.
+	// MaxFailedAuthDelay caps the failed-login throttle (backoff.go): the
+	// spacing between password checks for a user name or source address
+	// that failed recently; 0 means 5s, negative turns the throttle off.
 	MaxFailedAuthDelay time.Duration
 	AuthTimeout        time.Duration // TLS handshake + SASL
 	IdleTimeout        time.Duration // connections.max.idle.ms
@@ -114,7 +115,7 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.MaxFailedAuthDelay <= 0 {
+	if o.MaxFailedAuthDelay == 0 {
 		o.MaxFailedAuthDelay = 5 * time.Second
 	}
 	if o.MaxInFlight <= 0 {

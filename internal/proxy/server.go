@@ -73,6 +73,9 @@ func New(opts Options) (*Server, error) {
 		pipeline:  newPipeline(),
 	}
 	s.backoff = newBackoff(o.FailedAuthDelay, max(o.FailedAuthDelay, o.MaxFailedAuthDelay), o.Now)
+	if o.MaxFailedAuthDelay < 0 {
+		s.backoff = newBackoff(0, 0, o.Now) // no delay: admits every check at once
+	}
 	for _, m := range o.Mechanisms {
 		s.mechanismNames = append(s.mechanismNames, string(m))
 	}

@@ -124,7 +124,10 @@ func (s *Server) ServeNode(ctx context.Context, ln net.Listener, node int32) err
 		case <-s.drainCtx.Done():
 			return ErrServerClosed
 		}
-		s.wg.Add(1)
+		if !s.track() {
+			<-s.sem
+			return ErrServerClosed
+		}
 		conn, err := ln.Accept()
 		if err != nil {
 			<-s.sem
@@ -177,6 +180,19 @@ func (s *Server) runSession(conn net.Conn, log *zap.Logger, node int32, ip netip
 		<-s.sem
 		s.wg.Done()
 	})
+}
+
+// track counts a connection about to be accepted in the drain group, unless
+// Shutdown has begun: an Add must not run concurrently with Shutdown's Wait
+// on an empty group.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func (s *Server) isShutdown() bool {

@@ -15,7 +15,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-func newAPIs(t *testing.T, key string) (*APIs, *credstore.Store) {
+func newAPIs(t testing.TB, key string) (*APIs, *credstore.Store) {
 	t.Helper()
 	now := time.UnixMilli(1_700_000_000_000)
 	tokens, err := dtoken.New(dtoken.Options{SecretKey: key, SuperUsers: []string{"User:admin"}, Now: func() time.Time { return now }})

@@ -46,7 +46,7 @@ func testUsers(t testing.TB) users {
 
 // env is a proxy in front of a one-broker kfake cluster, on loopback.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	cluster  *kfake.Cluster
 	srv      *Server
 	addr     string
@@ -54,7 +54,7 @@ type env struct {
 	cancel   context.CancelFunc
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
 		kfake.ListenFn(func(n, _ string) (net.Listener, error) { return net.Listen(n, "127.0.0.1:0") }))

@@ -24,8 +24,8 @@ func FuzzLoadMSKSecret(f *testing.F) {
 	f.Add([]byte(`["alice","x"]`))
 	f.Add([]byte(`{"username":"alice","password":"x"} trailing`))
 	f.Add([]byte("\xef\xbb\xbf{\"username\":\"a\",\"password\":\"b\"}"))
+	dir := f.TempDir() // its one secret is rewritten by every input
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, secretPrefix+"fuzz"), data, 0o600); err != nil {
 			t.Fatal(err)
 		}

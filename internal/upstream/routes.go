@@ -90,6 +90,9 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		}
 		r.ListenHost = host
 	case ModeSNI:
+		if err := checkSNIPattern(o.SNIPattern); err != nil {
+			return nil, err
+		}
 		_, port, err := net.SplitHostPort(o.Advertised)
 		if err != nil {
 			return nil, fmt.Errorf("routing: advertised address: %w", err)
@@ -211,6 +214,21 @@ func (r *Routes) NodeForSNI(name string) (int32, bool) {
 		return 0, false
 	}
 	return int32(n), true
+}
+
+// checkSNIPattern accepts a pattern that names a DNS host once {id} is
+// replaced: a TLS client sends the advertised name as its server name, so
+// it must be a host name (letters, digits, '-', '.'), not an address.
+func checkSNIPattern(pattern string) error {
+	if _, _, ok := cutID(pattern); !ok {
+		return fmt.Errorf("routing: sni host pattern %q has no {id}", pattern)
+	}
+	for _, c := range replaceID(pattern, "0") {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("routing: sni host pattern %q is not a host name with {id} in it", pattern)
+		}
+	}
+	return nil
 }
 
 func cutID(pattern string) (pre, post string, ok bool) {

@@ -21,6 +21,9 @@ type Identity struct {
 	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
 	Username  string
 	Password  string
+	// Token: Username is a delegation token id and Password its HMAC in
+	// base64 (SCRAM with tokenauth=true).
+	Token bool
 
 	_ struct{}
 }
@@ -33,9 +36,9 @@ func (i Identity) mechanism() (sasl.Mechanism, error) {
 	case "PLAIN":
 		return plain.Auth{User: i.Username, Pass: i.Password}.AsMechanism(), nil
 	case "SCRAM-SHA-256":
-		return scram.Auth{User: i.Username, Pass: i.Password}.AsSha256Mechanism(), nil
+		return scram.Auth{User: i.Username, Pass: i.Password, IsToken: i.Token}.AsSha256Mechanism(), nil
 	case "SCRAM-SHA-512":
-		return scram.Auth{User: i.Username, Pass: i.Password}.AsSha512Mechanism(), nil
+		return scram.Auth{User: i.Username, Pass: i.Password, IsToken: i.Token}.AsSha512Mechanism(), nil
 	}
 	return nil, fmt.Errorf("upstream sasl: unsupported mechanism %q", i.Mechanism)
 }
@@ -56,10 +59,13 @@ type Security struct {
 	Default *Identity
 	// Mappings are tried in order.
 	Mappings []Mapping
+	// Tokens, when set (upstream.principal_mode: client), logs each client
+	// principal no mapping matches in with its own broker delegation token.
+	Tokens *Tokens
 }
 
-// identityFor picks the upstream identity for a client principal.
-func (s *Security) identityFor(principal string) *Identity {
+// mapped returns the identity of the first mapping matching principal.
+func (s *Security) mapped(principal string) *Identity {
 	for i := range s.Mappings {
 		for _, p := range s.Mappings[i].Principals {
 			if ok, _ := path.Match(p, principal); ok {
@@ -67,7 +73,28 @@ func (s *Security) identityFor(principal string) *Identity {
 			}
 		}
 	}
-	return s.Default
+	return nil
+}
+
+// identityFor picks the upstream identity for a client principal ("" is
+// the proxy itself): a mapping's, the principal's own token, or Default.
+func (s *Security) identityFor(ctx context.Context, principal string) (*Identity, error) {
+	if id := s.mapped(principal); id != nil {
+		return id, nil
+	}
+	if s.Tokens != nil && principal != "" {
+		id, err := s.Tokens.Identity(ctx, principal)
+		if err != nil {
+			return nil, err
+		}
+		return &id, nil
+	}
+	return s.Default, nil
+}
+
+// usesToken tells whether principal logs in upstream with its own token.
+func (s *Security) usesToken(principal string) bool {
+	return s != nil && s.Tokens != nil && principal != "" && s.mapped(principal) == nil
 }
 
 // secure wraps conn in TLS and authenticates it as principal's identity,
@@ -94,16 +121,19 @@ func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal st
 			conn = tc
 		}
 	}
-	id := s.identityFor(principal)
+	id, err := s.identityFor(ctx, principal)
+	if err != nil {
+		return nil, 0, err
+	}
 	if id == nil {
 		return conn, 0, nil
 	}
 	life, err := authenticate(ctx, conn, addr, *id)
 	if err != nil {
-		return nil, 0, fmt.Errorf("upstream sasl %s as %s: %w", id.Mechanism, id.Username, err)
+		return nil, 0, &authError{id: *id, err: err}
 	}
 	if life > 0 {
-		sc := &SessionConn{Conn: conn, addr: addr, id: *id}
+		sc := &SessionConn{Conn: conn, addr: addr, id: *id, principal: principal, sec: s}
 		sc.schedule(life)
 		return sc, life, nil
 	}
@@ -115,10 +145,12 @@ func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal st
 // it in-band before ReauthAt, when nothing is in flight on it.
 type SessionConn struct {
 	net.Conn
-	addr    string
-	id      Identity
-	reauth  time.Time
-	expires time.Time
+	addr      string
+	id        Identity
+	principal string
+	sec       *Security
+	reauth    time.Time
+	expires   time.Time
 }
 
 // schedule re-authenticates at 85% of the lifetime, as the Java client
@@ -133,14 +165,26 @@ func (c *SessionConn) schedule(life time.Duration) {
 func (c *SessionConn) ReauthAt() time.Time { return c.reauth }
 
 // Reauthenticate runs SaslHandshake and SaslAuthenticate again with the
-// same identity. No other request may be in flight on the connection.
+// same identity, or for a principal's token login with the principal's
+// current token (renewed or replaced meanwhile). No other request may be in
+// flight on the connection.
 func (c *SessionConn) Reauthenticate(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.Conn.SetDeadline(dl)
 		defer func() { _ = c.Conn.SetDeadline(time.Time{}) }()
 	}
+	if c.id.Token {
+		id, err := c.sec.Tokens.Identity(ctx, c.principal)
+		if err != nil {
+			return fmt.Errorf("upstream re-authentication of %s: %w", c.principal, err)
+		}
+		c.id = id
+	}
 	life, err := authenticate(ctx, c.Conn, c.addr, c.id)
 	if err != nil {
+		if c.id.Token {
+			c.sec.Tokens.Forget(c.principal, c.id.Username)
+		}
 		return fmt.Errorf("upstream re-authentication as %s: %w", c.id.Username, err)
 	}
 	if life <= 0 {
@@ -149,6 +193,22 @@ func (c *SessionConn) Reauthenticate(ctx context.Context) error {
 	c.schedule(life)
 	return nil
 }
+
+// authError is a failed upstream SASL login as id.
+type authError struct {
+	id  Identity
+	err error
+}
+
+func (e *authError) Error() string {
+	who := e.id.Username
+	if e.id.Token {
+		who = "token " + who
+	}
+	return fmt.Sprintf("upstream sasl %s as %s: %v", e.id.Mechanism, who, e.err)
+}
+
+func (e *authError) Unwrap() error { return e.err }
 
 // authenticate runs SaslHandshake v1 and SaslAuthenticate v1 rounds as a
 // client, before any client traffic flows on conn.

@@ -74,8 +74,48 @@ func (d *Dialer) dialOne(ctx context.Context, addr string) (net.Conn, error) {
 	return c, nil
 }
 
-// secured dials addr and applies TLS and SASL for principal.
+// Admit tells whether principal may use the proxy: in
+// upstream.principal_mode client, a principal the brokers refuse a token
+// for may not (a *RefusedError). Transport failures admit: the principal's
+// upstream dials report them.
+func (d *Dialer) Admit(ctx context.Context, principal string) error {
+	if !d.Security.usesToken(principal) {
+		return nil
+	}
+	_, err := d.Security.Tokens.Identity(ctx, principal)
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		return err
+	}
+	return nil
+}
+
+// tokenPropagation is how long a new token may be unknown to a broker: the
+// brokers learn it from the metadata log, each in its own time.
+const tokenPropagation = 3 * time.Second
+
+// secured dials addr and applies TLS and SASL for principal. A token login
+// the broker refuses is tried again: a new token may not have reached that
+// broker yet, and an older one was expired or removed at the brokers, so it
+// is replaced.
 func (d *Dialer) secured(ctx context.Context, addr, principal string) (net.Conn, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := d.securedOnce(ctx, addr, principal)
+		var ae *authError
+		if err == nil || attempt == 5 || !errors.As(err, &ae) || !ae.id.Token {
+			return c, err
+		}
+		if age, ok := d.Security.Tokens.Age(principal, ae.id.Username); ok && age > tokenPropagation {
+			d.Security.Tokens.Forget(principal, ae.id.Username)
+		}
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func (d *Dialer) securedOnce(ctx context.Context, addr, principal string) (net.Conn, error) {
 	c, err := d.dialOne(ctx, addr)
 	if err != nil || d.Security == nil {
 		return c, err

@@ -47,6 +47,9 @@ func (s *session) handleAuthenticate(ctx context.Context, h protocol.RequestHead
 	if err != nil {
 		return s.saslFailed(h, err, false)
 	}
+	if err := s.admit(); err != nil {
+		return s.refused(h, err, false)
+	}
 	resp := kmsg.NewPtrSASLAuthenticateResponse()
 	resp.ErrorMessage = kmsg.StringPtr("") // Kafka's schema default, not null
 	resp.SASLAuthBytes = out
@@ -69,6 +72,9 @@ func (s *session) rawToken(ctx context.Context, token []byte) reply {
 	out, err := s.conv.Step(token)
 	if err != nil {
 		return s.saslFailed(protocol.RequestHeader{}, err, true)
+	}
+	if err := s.admit(); err != nil {
+		return s.refused(protocol.RequestHeader{}, err, true)
 	}
 	framed := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(out)), uint32(len(out)))
 	framed = append(framed, out...)

@@ -92,6 +92,11 @@ type Options struct {
 	RouteSNI func(serverName string) (node int32, ok bool)
 	// Local answers the APIs the proxy implements itself; nil: none.
 	Local LocalAPIs
+	// Admit, when set, is asked whether a principal whose first login
+	// just succeeded may use the proxy (upstream.principal_mode client:
+	// whether the brokers grant it a token). An error fails the login with
+	// SASL_AUTHENTICATION_FAILED and the error's text as the message.
+	Admit func(ctx context.Context, principal string) error
 	// ListenerName labels logs and metrics; "" means "default".
 	ListenerName string
 

@@ -172,6 +172,39 @@ func (s *session) saslFailed(h protocol.RequestHeader, err error, raw bool) repl
 	return r
 }
 
+// admit asks Options.Admit about a first login whose SCRAM exchange has
+// just completed; re-authentications keep the principal and are not asked.
+func (s *session) admit() error {
+	o := &s.srv.opts
+	if o.Admit == nil || !s.conv.Done() || s.state == stateReauthenticating {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, o.AuthTimeout)
+	defer cancel()
+	return o.Admit(ctx, "User:"+s.conv.Result().Principal)
+}
+
+// refused ends a login whose credentials were right but whose principal
+// may not use the proxy (err says why): a SaslAuthenticate error carrying
+// err's text, after the failed-authentication delay; on the v0 path (raw)
+// a close. For the login throttle it is a success: the password was right.
+func (s *session) refused(h protocol.RequestHeader, err error, raw bool) reply {
+	s.srv.backoff.release(s.slot)
+	s.srv.backoff.succeed(s.backoffKeys()[1:]...)
+	s.srv.opts.Metrics.Login(string(s.mech), "refused")
+	s.log.Warn("authentication refused", zap.Bool("audit", true), zap.String(logMechanism, string(s.mech)),
+		zap.String(logPrincipal, "User:"+s.conv.Result().Principal), zap.Error(err))
+	r := reply{close: reasonAuthFailed, delay: true}
+	if !raw {
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr("Authentication failed: " + err.Error())
+		resp.SASLAuthBytes = []byte{}
+		r.resp = protocol.AppendResponse(nil, h, resp)
+	}
+	return r
+}
+
 // errThrottled is the failure of an attempt the login throttle refused
 // before its password was checked. It is answered as any wrong password.
 var errThrottled = &sasl.AuthError{Reason: "throttled", Err: sasl.ErrAuthFailed}

@@ -306,6 +306,7 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 		RouteSNI:                  a.routes.SNIRouter(),
 		Local:                     local,
 		ListenerName:              "client",
+		Admit:                     a.admit(),
 	})
 	a.srv = srv
 	return err

@@ -68,6 +68,9 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		zap.Strings("mechanisms", a.cfg.SASL.Mechanisms),
 		zap.Strings("upstream", a.cfg.Upstream.BootstrapServers))
 	a.warnSharedIdentity()
+	if sec := a.dialer.Security; sec != nil && sec.Tokens != nil {
+		goBG(func() { a.checkPrincipalTokens(bg, sec.Tokens) })
+	}
 	if a.tokens.Enabled() {
 		a.log.Info("delegation tokens enabled", zap.String("state_dir", a.cfg.State.Dir), zap.Int("tokens", a.tokens.Len()))
 	}

@@ -1,8 +1,13 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"go.uber.org/zap"
 
@@ -40,23 +45,68 @@ func (a *App) buildUpstream(res config.Resolved) error {
 }
 
 // warnSharedIdentity says at start what the proxy does not authorize: it
-// checks who a client is, not what the client may do. Upstream, a client
-// acts with the proxy's own identity (upstream.sasl, or an unauthenticated
-// connection without it) unless an upstream.identities entry maps its
-// principal, and then with that entry's identity, shared by every
-// principal the entry matches. The brokers' ACLs and quotas see only these
-// identities.
+// checks who a client is, not what the client may do. In
+// upstream.principal_mode proxy, a client acts upstream with the proxy's
+// own identity (upstream.sasl, or an unauthenticated connection without it)
+// unless an upstream.identities entry maps its principal, and then with
+// that entry's identity, shared by every principal the entry matches. The
+// brokers' ACLs and quotas see only these identities; the warning names
+// upstream.principal_mode client, which makes them see each client. In
+// client mode only the principals an identities entry matches share one.
 func (a *App) warnSharedIdentity() {
 	u := a.cfg.Upstream
+	if u.PrincipalMode == "client" {
+		if len(u.Identities) > 0 {
+			a.log.Warn("clients that an upstream.identities entry matches act upstream with that entry's identity; every other client acts as itself (upstream.principal_mode client)",
+				zap.Int("upstream_identities", len(u.Identities)))
+		}
+		return
+	}
 	who := "an unauthenticated connection (upstream.sasl is not set)"
 	if u.SASL.Mechanism != "" {
 		who = u.SASL.Mechanism + " user " + u.SASL.Username + " (upstream.sasl)"
 	}
-	msg := "every authenticated client acts upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client"
+	msg := "every authenticated client acts upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client; set upstream.principal_mode: client to have each client act as itself"
 	if len(u.Identities) > 0 {
-		msg = "clients that no upstream.identities entry matches act upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client"
+		msg = "clients that no upstream.identities entry matches act upstream with the proxy's identity: broker ACLs and quotas apply to it, not to each client; set upstream.principal_mode: client to have each client act as itself"
 	}
 	a.log.Warn(msg, zap.String("upstream_identity", who), zap.Int("upstream_identities", len(u.Identities)))
+}
+
+// admit is the proxy's login admission: in upstream.principal_mode client,
+// a principal the brokers refuse a delegation token for cannot log in.
+func (a *App) admit() func(context.Context, string) error {
+	if a.dialer.Security == nil || a.dialer.Security.Tokens == nil {
+		return nil
+	}
+	return a.dialer.Admit
+}
+
+// checkPrincipalTokens checks once at start, retrying while the brokers
+// are unreachable, that the proxy's identity may create delegation tokens
+// for other users, and says precisely what is missing if not.
+func (a *App) checkPrincipalTokens(ctx context.Context, t *upstream.Tokens) {
+	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
+		err := t.Check(ctx)
+		var re *upstream.RefusedError
+		switch {
+		case err == nil:
+			a.log.Info("upstream.principal_mode client: the proxy's upstream identity may create delegation tokens for the clients' principals")
+			return
+		case errors.As(err, &re) || errors.Is(err, kerr.UnsupportedVersion):
+			a.log.Error("clients cannot act upstream as themselves", zap.Error(err))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("upstream.principal_mode client: could not yet check the proxy's right to create delegation tokens; retrying", zap.Error(err))
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // upstreamSecurity turns upstream.tls, upstream.sasl and upstream.identities
@@ -67,6 +117,14 @@ func (a *App) upstreamSecurity(res config.Resolved) (*upstream.Security, error) 
 	sec := &upstream.Security{}
 	if u.SASL.Mechanism != "" {
 		sec.Default = &upstream.Identity{Mechanism: u.SASL.Mechanism, Username: u.SASL.Username, Password: res.UpstreamPassword}
+	}
+	if u.PrincipalMode == "client" {
+		mech := u.SASL.Mechanism
+		if mech == "PLAIN" {
+			mech = "SCRAM-SHA-512" // token logins are SCRAM
+		}
+		sec.Tokens = upstream.NewTokens(upstream.TokensOptions{Dial: a.dialer, Requester: u.SASL.Username,
+			Mechanism: mech, Logger: a.log, Metrics: a.metrics})
 	}
 	for i, m := range u.Identities {
 		sec.Mappings = append(sec.Mappings, upstream.Mapping{Principals: m.Principals,

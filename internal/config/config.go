@@ -158,6 +158,11 @@ type Upstream struct {
 	// Identities map client principals to upstream SASL identities, so
 	// broker ACLs and quotas apply per mapped identity (file only).
 	Identities []Identity `mapstructure:"identities"`
+	// PrincipalMode is who a client acts as at the brokers: "proxy" (the
+	// proxy's identity, or an Identities entry) or "client" (its own
+	// principal, through a broker delegation token the proxy creates for
+	// it with its upstream.sasl identity).
+	PrincipalMode string `mapstructure:"principal_mode"`
 }
 
 // UpstreamTLS secures upstream connections; files reload on change.
@@ -209,7 +214,7 @@ func Defaults() Config {
 			AuthTimeout:        10 * time.Second,
 		},
 		Credentials: Credentials{ReloadInterval: time.Second},
-		Upstream:    Upstream{DialTimeout: 10 * time.Second},
+		Upstream:    Upstream{DialTimeout: 10 * time.Second, PrincipalMode: "proxy"},
 		Routing:     Routing{Mode: "sidecar"},
 		Metrics:     Metrics{Address: "0.0.0.0:9404", PprofAddress: "127.0.0.1:6060"},
 		Shutdown:    Shutdown{Timeout: 30 * time.Second},

@@ -144,6 +144,15 @@ func (c Config) Validate() error {
 		}
 		checkSASL(key+".sasl", id.SASL, true)
 	}
+	switch c.Upstream.PrincipalMode {
+	case "proxy":
+	case "client":
+		if c.Upstream.SASL.Mechanism == "" {
+			bad("upstream.sasl.mechanism", "required when upstream.principal_mode is client: the proxy creates each principal's broker token with it")
+		}
+	default:
+		bad("upstream.principal_mode", "must be proxy or client, not %q", c.Upstream.PrincipalMode)
+	}
 	if t := c.Upstream.TLS; !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify) {
 		bad("upstream.tls.enabled", "set to true to use the other upstream.tls keys")
 	}

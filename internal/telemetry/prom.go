@@ -27,6 +27,8 @@ type Prom struct {
 	reloads    *prometheus.CounterVec
 	badRecords *prometheus.CounterVec
 	refused    *prometheus.CounterVec
+	upTokens   prometheus.Gauge
+	upTokenEvt *prometheus.CounterVec
 }
 
 // NewProm registers the proxy's metrics, plus Go runtime and process
@@ -57,8 +59,13 @@ func NewProm() *Prom {
 			Help: "Credential source loads, by source and outcome."}, []string{"source", "outcome"}),
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_state_records_skipped_total",
 			Help: "Records in state.dir that did not load and were skipped, by kind."}, []string{"kind"}),
+		upTokens: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scram_proxy_upstream_tokens_held",
+			Help: "Client principals holding a broker delegation token (upstream.principal_mode client)."}),
+		upTokenEvt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_upstream_tokens_total",
+			Help: "Broker delegation tokens for client principals, by event: created, renewed, failed."}, []string{"event"}),
 	}
 	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.refused, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
+		p.upTokens, p.upTokenEvt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -80,6 +87,12 @@ func (p *Prom) ConnectionClosed(l, reason string) {
 
 // ConnectionRefused implements proxy.Metrics.
 func (p *Prom) ConnectionRefused(l, reason string) { p.refused.WithLabelValues(l, reason).Inc() }
+
+// UpstreamTokensHeld implements upstream.TokenMetrics.
+func (p *Prom) UpstreamTokensHeld(n int) { p.upTokens.Set(float64(n)) }
+
+// UpstreamToken implements upstream.TokenMetrics.
+func (p *Prom) UpstreamToken(event string) { p.upTokenEvt.WithLabelValues(event).Inc() }
 
 // Login implements proxy.Metrics.
 func (p *Prom) Login(m, outcome string) { p.logins.WithLabelValues(m, outcome).Inc() }

@@ -45,6 +45,9 @@ func TestStartWarnsThatClientsActWithTheProxysIdentity(t *testing.T) {
 	if msg := w["msg"].(string); !strings.HasPrefix(msg, "every authenticated client acts upstream with the proxy's identity") {
 		t.Errorf("without upstream.identities: %q", msg)
 	}
+	if msg := w["msg"].(string); !strings.Contains(msg, "set upstream.principal_mode: client to have each client act as itself") {
+		t.Errorf("the warning does not name upstream.principal_mode: %q", msg)
+	}
 	if w["upstream_identity"] != "SCRAM-SHA-512 user proxy (upstream.sasl)" {
 		t.Errorf("upstream_identity %v", w["upstream_identity"])
 	}

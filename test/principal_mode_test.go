@@ -382,3 +382,42 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestClientPrincipalModeProxyTokenLogin: a client that logged in with one
+// of the proxy's own delegation tokens acts at the brokers as the token's
+// owner, through the owner's broker token.
+func TestClientPrincipalModeProxyTokenLogin(t *testing.T) {
+	k := realKafka(t, 1)
+	adm := kafkaAdmin(t, k)
+	ta, tb := uniqueTopic(t, "pmt-a"), uniqueTopic(t, "pmt-b")
+	kafkaACLs(t, adm, kadm.NewACLs().Allow("User:alice").Topics(ta).Operations(kadm.OpWrite, kadm.OpRead).AllowHosts("*"))
+	kafkaACLs(t, adm, kadm.NewACLs().Allow("User:bob").Topics(tb).Operations(kadm.OpWrite, kadm.OpRead).AllowHosts("*"))
+	tokens := withTokens(t)
+	e := startProxy(t, envOptions{kafka: k, topics: []string{ta, tb}, config: func(c *config.Config) {
+		tokens(c)
+		c.Upstream.PrincipalMode = "client"
+	}})
+	tok, err := adminFor(t, e, scramAuth("alice")).CreateDelegationToken(ctxT(t, 30*time.Second), kadm.CreateDelegationToken{})
+	if err != nil {
+		t.Fatalf("alice creates a proxy token: %v", err)
+	}
+	rec := &recorder{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addr), kgo.SASL(tokenMech(tok)), kgo.Dialer(rec.dialer(e.clientTLS(t))),
+		kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := produceOne(t, cl, ta, 100); err != nil {
+		t.Fatalf("alice's token login producing to %s (her topic): %v", ta, err)
+	}
+	if err := produceOne(t, cl, tb, 100); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("alice's token login producing to %s (bob's topic): %v, want TOPIC_AUTHORIZATION_FAILED", tb, err)
+	}
+	if !strings.Contains(e.logs.String(), `"token_auth":true`) {
+		t.Fatal("no token login in the proxy's logs")
+	}
+	if n := mintedTokens(e.logs.String())["User:alice"]; n != 1 {
+		t.Fatalf("broker tokens minted for alice: %d, want 1 (her password and token logins share it)", n)
+	}
+}

@@ -37,6 +37,7 @@ type Wire struct {
 	conn   net.Conn
 	frames *protocol.FrameReader
 	corr   int32
+	sent   time.Time // when the last write began
 }
 
 // NewWire wraps an open connection: it sets the Deadline and closes c when
@@ -79,6 +80,7 @@ func (w *Wire) Send(req kmsg.Request) int32 {
 // SendRaw writes b as it is.
 func (w *Wire) SendRaw(b []byte) {
 	w.t.Helper()
+	w.sent = time.Now()
 	if _, err := w.conn.Write(b); err != nil {
 		w.t.Fatal(err)
 	}
@@ -124,17 +126,25 @@ func (w *Wire) RoundTrip(req kmsg.Request) kmsg.Response {
 }
 
 // ExpectClosed waits up to 5 s for the peer to close the connection and
-// returns what it wrote first and how long the close took. A connection
-// still open fails the test.
+// returns what it wrote first and how long the close came after the last
+// write began (or after this call, if nothing was written). Measured from
+// before the write, the figure is a sound lower bound for a delay the peer
+// applies after reading: a test goroutine descheduled between its write and
+// this call cannot make the close look early. A connection still open
+// fails the test.
 func (w *Wire) ExpectClosed() (written []byte, after time.Duration) {
 	w.t.Helper()
 	start := time.Now()
+	from := w.sent
+	if from.IsZero() {
+		from = start
+	}
 	_ = w.conn.SetReadDeadline(start.Add(5 * time.Second))
 	b, err := io.ReadAll(w.conn)
 	if err != nil && !closedErr(err) {
 		w.t.Fatalf("expected the connection closed, got %v", err)
 	}
-	return b, time.Since(start)
+	return b, time.Since(from)
 }
 
 // closedErr reports an error that means the peer closed or reset.

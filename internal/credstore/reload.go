@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scram-proxy/scram-proxy/internal/poll"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -63,21 +64,14 @@ func (r *Reloader) Run(ctx context.Context) {
 	if r.Interval <= 0 {
 		r.Interval = time.Second
 	}
-	t := time.NewTicker(r.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r.File != "" {
-				_ = r.loadFile(false)
-			}
-			if r.SecretsDir != "" {
-				_ = r.loadDir(false)
-			}
+	poll.Every(ctx, r.Interval, func() {
+		if r.File != "" {
+			_ = r.loadFile(false)
 		}
-	}
+		if r.SecretsDir != "" {
+			_ = r.loadDir(false)
+		}
+	})
 }
 
 func (r *Reloader) report(src Source, users int, warns []Warning, err error) {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scram-proxy/scram-proxy/internal/poll"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
@@ -287,17 +288,10 @@ func (m *Manager) Sweep() (int, error) {
 // Run sweeps every CheckInterval until ctx ends. onSweep, if set, hears of
 // each sweep's result.
 func (m *Manager) Run(ctx context.Context, onSweep func(removed int, err error)) {
-	t := time.NewTicker(m.o.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := m.Sweep()
-			if onSweep != nil {
-				onSweep(n, err)
-			}
+	poll.Every(ctx, m.o.CheckInterval, func() {
+		n, err := m.Sweep()
+		if onSweep != nil {
+			onSweep(n, err)
 		}
-	}
+	})
 }

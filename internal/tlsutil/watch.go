@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/scram-proxy/scram-proxy/internal/poll"
 )
 
 // Watcher holds a TLS configuration built from files and rebuilds it when
@@ -64,17 +66,10 @@ func (w *Watcher) fingerprint() string {
 
 // Run polls every interval until ctx ends.
 func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(ctx, interval, func() {
 		p := w.fingerprint()
 		if p == w.print {
-			continue
+			return
 		}
 		w.print = p
 		cfg, err := w.build()
@@ -84,7 +79,7 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
 		if w.OnReload != nil {
 			w.OnReload(err)
 		}
-	}
+	})
 }
 
 // LoadPool reads a PEM bundle of CA certificates.

@@ -44,6 +44,20 @@ func testUsers(t testing.TB) users {
 	return u
 }
 
+// testUsersWithBob is testUsers plus bob (password "bob-secret"), a second
+// user for the tests where the principal changes or counts are per user.
+func testUsersWithBob(t testing.TB) users {
+	u := testUsers(t)
+	for _, m := range sasl.Mechanisms() {
+		c, err := sasl.DeriveCredential(m, "bob-secret", []byte("fixed-test-salt-76543210"), 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u[string(m)+"/bob"] = c
+	}
+	return u
+}
+
 // env is a proxy in front of a one-broker kfake cluster, on loopback.
 type env struct {
 	t        testing.TB

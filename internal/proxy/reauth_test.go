@@ -40,15 +40,7 @@ func (c *testClock) Add(d time.Duration) {
 func reauthEnv(t *testing.T, maxReauth time.Duration) (*env, *testClock) {
 	clock := newTestClock()
 	e := newEnv(t, func(o *Options) {
-		u := testUsers(t)
-		for _, m := range sasl.Mechanisms() {
-			c, err := sasl.DeriveCredential(m, "bob-secret", []byte("fixed-test-salt-76543210"), 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u[string(m)+"/bob"] = c
-		}
-		o.Auth = sasl.NewAuthenticator(sasl.Options{Users: u, PhantomKey: []byte("test-phantom-key")})
+		o.Auth = sasl.NewAuthenticator(sasl.Options{Users: testUsersWithBob(t), PhantomKey: []byte("test-phantom-key")})
 		o.MaxReauth = maxReauth
 		o.Now = clock.Now
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/xdg-go/scram"
 
 	"github.com/scram-proxy/scram-proxy/internal/protocol/protocoltest"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -264,13 +265,16 @@ func rawToken(w *wire, b []byte) {
 	w.SendRaw(b)
 }
 
-func TestRawV0Path(t *testing.T) {
-	e := newEnv(t, nil)
+// v0Start dials, sends SaslHandshake v0 and then the raw client-first and,
+// after the server-first, client-final tokens of a SCRAM-SHA-512 login as
+// user with password. The server-final (or the close) is left to read.
+func v0Start(t *testing.T, e *env, user, password string) (*wire, *scram.ClientConversation) {
+	t.Helper()
 	w := e.dial()
 	if hs := w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512")).(*kmsg.SASLHandshakeResponse); hs.ErrorCode != 0 {
 		t.Fatalf("handshake %d", hs.ErrorCode)
 	}
-	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, testPassword)
+	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, user, password)
 	first, _ := conv.Step("")
 	rawToken(w, []byte(first))
 	sf, err := w.ReadFrame()
@@ -282,6 +286,12 @@ func TestRawV0Path(t *testing.T) {
 		t.Fatal(err)
 	}
 	rawToken(w, []byte(final))
+	return w, conv
+}
+
+func TestRawV0Path(t *testing.T) {
+	e := newEnv(t, nil)
+	w, conv := v0Start(t, e, testUser, testPassword)
 	sfin, err := w.ReadFrame()
 	if err != nil {
 		t.Fatal(err)
@@ -295,14 +305,7 @@ func TestRawV0Path(t *testing.T) {
 	}
 
 	// A bad password on the v0 path closes with nothing written.
-	w = e.dial()
-	w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512"))
-	conv = protocoltest.ScramClient(t, sasl.ScramSHA512, testUser, "wrong")
-	first, _ = conv.Step("")
-	rawToken(w, []byte(first))
-	sf, _ = w.ReadFrame()
-	final, _ = conv.Step(string(sf))
-	rawToken(w, []byte(final))
+	w, _ = v0Start(t, e, testUser, "wrong")
 	if b, _ := w.ExpectClosed(); len(b) != 0 {
 		t.Fatalf("wrote %x", b)
 	}

@@ -64,15 +64,7 @@ func throttleReauthEnv(t *testing.T, maxReauth time.Duration) (*env, *sleeps, *t
 	rec := &sleeps{}
 	clock := newTestClock()
 	e := newEnv(t, func(o *Options) {
-		u := testUsers(t)
-		for _, m := range sasl.Mechanisms() {
-			c, err := sasl.DeriveCredential(m, "bob-secret", []byte("fixed-test-salt-76543210"), 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u[string(m)+"/bob"] = c
-		}
-		o.Auth = sasl.NewAuthenticator(sasl.Options{Users: u, PhantomKey: []byte("test-phantom-key")})
+		o.Auth = sasl.NewAuthenticator(sasl.Options{Users: testUsersWithBob(t), PhantomKey: []byte("test-phantom-key")})
 		o.Now = clock.Now
 		o.sleep = rec.sleep
 		o.MaxReauth = maxReauth
@@ -94,21 +86,8 @@ func failLogin(t *testing.T, e *env, user string) {
 // whether it succeeded.
 func v0Login(t *testing.T, e *env, user, password string) bool {
 	t.Helper()
-	w := e.dial()
-	w.RoundTrip(protocoltest.Handshake(0, "SCRAM-SHA-512"))
-	conv := protocoltest.ScramClient(t, sasl.ScramSHA512, user, password)
-	first, _ := conv.Step("")
-	rawToken(w, []byte(first))
-	sf, err := w.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	final, err := conv.Step(string(sf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawToken(w, []byte(final))
-	_, err = w.ReadFrame()
+	w, _ := v0Start(t, e, user, password)
+	_, err := w.ReadFrame()
 	return err == nil
 }
 

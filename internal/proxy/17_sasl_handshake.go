@@ -19,13 +19,8 @@ import (
 const maxHandshakeVersion = 1
 
 func (s *session) handleHandshake(ctx context.Context, h protocol.RequestHeader, body []byte) reply {
-	if h.Version > maxHandshakeVersion {
-		return closeNow(reasonProtocol)
-	}
 	req := kmsg.NewPtrSASLHandshakeRequest()
-	req.SetVersion(h.Version)
-	if err := req.ReadFrom(body); err != nil {
-		s.log.Info("malformed SaslHandshake request", zap.Error(err))
+	if !s.readSASLRequest("SaslHandshake", h, body, maxHandshakeVersion, req) {
 		return closeNow(reasonProtocol)
 	}
 	resp := kmsg.NewPtrSASLHandshakeResponse()

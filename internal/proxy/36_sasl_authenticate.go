@@ -17,13 +17,8 @@ import (
 const maxAuthenticateVersion = 2
 
 func (s *session) handleAuthenticate(ctx context.Context, h protocol.RequestHeader, body []byte) reply {
-	if h.Version > maxAuthenticateVersion {
-		return closeNow(reasonProtocol)
-	}
 	req := kmsg.NewPtrSASLAuthenticateRequest()
-	req.SetVersion(h.Version)
-	if err := req.ReadFrom(body); err != nil {
-		s.log.Info("malformed SaslAuthenticate request", zap.Error(err))
+	if !s.readSASLRequest("SaslAuthenticate", h, body, maxAuthenticateVersion, req) {
 		return closeNow(reasonProtocol)
 	}
 	if s.reauthMismatch != "" {

@@ -34,6 +34,21 @@ type reply struct {
 	delay bool        // wait the failed-auth delay first, reading nothing (Selector's DelayedAuthenticationFailureClose)
 }
 
+// readSASLRequest decodes body into req (the API called name) at the
+// header's version. A version above max, or a body that does not decode
+// (logged), is refused: the connection is to close.
+func (s *session) readSASLRequest(name string, h protocol.RequestHeader, body []byte, max int16, req kmsg.Request) bool {
+	if h.Version > max {
+		return false
+	}
+	req.SetVersion(h.Version)
+	if err := req.ReadFrom(body); err != nil {
+		s.log.Info("malformed "+name+" request", zap.Error(err))
+		return false
+	}
+	return true
+}
+
 // answer is a reply that writes resp and keeps the connection.
 func answer(resp []byte) reply { return reply{resp: resp} }
 

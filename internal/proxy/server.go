@@ -149,11 +149,13 @@ func (s *Server) ServeNode(ctx context.Context, ln net.Listener, node int32) err
 		backoff = 0
 		ip, ok := s.perIP.open(conn.RemoteAddr(), &s.opts)
 		if !ok {
+			// Counted before the close, so whoever sees the close also
+			// sees the count.
+			s.opts.Metrics.ConnectionRefused(s.opts.ListenerName, "max_connections_per_ip")
+			s.perIP.refused(log, ip, s.opts.Now())
 			_ = conn.Close()
 			<-s.sem
 			s.wg.Done()
-			s.opts.Metrics.ConnectionRefused(s.opts.ListenerName, "max_connections_per_ip")
-			s.perIP.refused(log, ip, s.opts.Now())
 			continue
 		}
 		go s.runSession(conn, log, node, ip)

@@ -32,8 +32,18 @@ func (h *throttles) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bo
 	}
 }
 
-// proxyClient is a franz-go client of user through e.
+// proxyClient is a franz-go client of user through e, closed when the
+// test ends.
 func proxyClient(t *testing.T, e *proxyEnv, user string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl := newProxyClient(t, e, user, opts...)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// newProxyClient is a franz-go client of user through e; the caller
+// closes it.
+func newProxyClient(t *testing.T, e *proxyEnv, user string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	rec := &recorder{}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.Addr), kgo.SASL(scramAuth(user)),
@@ -41,7 +51,6 @@ func proxyClient(t *testing.T, e *proxyEnv, user string, opts ...kgo.Opt) *kgo.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
 	return cl
 }
 
@@ -103,11 +112,14 @@ func produceOne(t *testing.T, cl *kgo.Client, topic string, size int) error {
 	return cl.ProduceSync(ctxT(t, 40*time.Second), &kgo.Record{Topic: topic, Value: v}).FirstErr()
 }
 
-// consumeInGroup reads topic in group until it got a record.
+// consumeInGroup reads topic in group until it got a record, commits, and
+// leaves the group (a member left behind would hold partitions the next
+// consumer of the group waits for).
 func consumeInGroup(t *testing.T, e *proxyEnv, user, group, topic string) {
 	t.Helper()
-	cl := proxyClient(t, e, user, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx := ctxT(t, 40*time.Second)
+	cl := newProxyClient(t, e, user, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	ctx := ctxT(t, 60*time.Second)
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -174,42 +173,16 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// portBlock returns the first of n consecutive free loopback ports, below
-// the kernel's ephemeral range: port-per-broker listeners open at base+id
-// when a broker appears, and a port inside the range could meanwhile be
-// taken by any outgoing connection (a client's, the proxy's own).
+// portBlock is kafkabed.PortBlock for a test: n consecutive free loopback
+// ports below the ephemeral range, so port-per-broker listeners that open
+// at base+id when a broker appears are not taken meanwhile.
 func portBlock(t *testing.T, n int) int {
 	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
+	base, err := kafkabed.PortBlock(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if low-n <= 10000 {
-		t.Fatalf("ephemeral ports start at %d: no room below for a block of %d", low, n)
-	}
-	for try := 0; try < 50; try++ {
-		base := 10000 + rand.IntN(low-n-10000)
-		var held []net.Listener
-		for i := 0; i < n; i++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				break
-			}
-			held = append(held, ln)
-		}
-		for _, ln := range held {
-			ln.Close()
-		}
-		if len(held) == n {
-			return base
-		}
-	}
-	t.Fatalf("no block of %d free ports found", n)
-	return 0
+	return base
 }
 
 // startProxy runs kfake in-process and the built proxy as a child process in

@@ -199,7 +199,7 @@ func (c *Cluster) writeTLS() error {
 }
 
 func (c *Cluster) startOnce(ctx context.Context) error {
-	base, err := portBlock(4 * c.cfg.Nodes)
+	base, err := PortBlock(4 * c.cfg.Nodes)
 	if err != nil {
 		return err
 	}
@@ -516,10 +516,11 @@ func newClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// portBlock returns the first of n consecutive free loopback ports below
+// PortBlock returns the first of n consecutive free loopback ports below
 // the kernel's ephemeral range, where no outgoing connection takes them
-// between this check and the JVM binding them.
-func portBlock(n int) (int, error) {
+// between this check and their listener binding them (a JVM's, or a
+// port-per-broker listener opened when a broker appears).
+func PortBlock(n int) (int, error) {
 	low := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {

@@ -25,14 +25,11 @@ type MetadataProbe struct {
 func (p *MetadataProbe) Refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	conn, err := p.Dial.Dial(ctx, "", -1)
+	conn, err := dialBound(ctx, p.Dial)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.SetVersion(9)
 	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only

@@ -301,16 +301,11 @@ func (t *Tokens) expire(ctx context.Context, tok *brokerToken) error {
 func (t *Tokens) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := t.o.Dial.Dial(ctx, "", -1)
+	conn, err := dialBound(ctx, t.o.Dial)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	return roundTrip(conn, 1, req)
 }
 

@@ -21,6 +21,33 @@ type ConnDialer interface {
 	Dial(ctx context.Context, principal string, node int32) (net.Conn, error)
 }
 
+// dialBound opens a connection as the proxy's own identity whose I/O is
+// bounded by ctx: its deadline, and cancellation, which sets the
+// connection's deadline to the past. Closing the connection releases the
+// cancellation hook too.
+func dialBound(ctx context.Context, d ConnDialer) (net.Conn, error) {
+	conn, err := d.Dial(ctx, "", -1)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	return &boundConn{Conn: conn, stop: stop}, nil
+}
+
+// boundConn stops dialBound's cancellation hook when it is closed.
+type boundConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *boundConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
 // VersionProbe learns the upstream's ApiVersions over a connection of its
 // own and caches the answer for a TTL. It is safe for concurrent use. Only
 // one probe runs at a time: callers with no answer yet wait for it (each
@@ -109,16 +136,11 @@ func (p *VersionProbe) run(call *probeCall) {
 // probe sends ApiVersions at kmsg's highest version and, on
 // UNSUPPORTED_VERSION, retries at the highest version the broker names.
 func (p *VersionProbe) probe(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
-	conn, err := p.dial.Dial(ctx, "", -1)
+	conn, err := dialBound(ctx, p.dial) // wall-clock I/O bound; p.now is only for the TTL
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl) // wall-clock I/O bound; p.now is only for the TTL
-	}
 
 	version := kmsg.NewPtrApiVersionsRequest().MaxVersion()
 	for attempt := int32(1); attempt <= 2; attempt++ {

@@ -512,8 +512,16 @@ func (c *Cluster) cleanup() {
 // unpadded URL-safe base64).
 func newClusterID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		_, _ = rand.Read(b)
+		// One id in 64 would start with '-', which kafka-storage's argument
+		// parser takes for an option ("--cluster-id: expected one
+		// argument"); Kafka's own Uuid.randomUuid draws again for the same
+		// reason.
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // PortBlock returns the first of n consecutive free loopback ports below

@@ -62,18 +62,41 @@ type UserStore interface {
 	PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error
 }
 
+// SelfApplying is implemented by a UserStore that feeds every write it
+// accepts back into the Admin (ApplyUser) before PutUser returns, as a
+// store shared through a log does when it reads its own record back. When
+// AppliesWrites reports true the Admin does not apply its writes itself:
+// applying them again after the store returned could put an older record
+// back over a newer one the store had applied from another proxy in
+// between.
+type SelfApplying interface {
+	AppliesWrites() bool
+}
+
 // Admin describes and alters the admin API's users in a Store. Callers must
-// be super users. It is safe for concurrent use; writes are serialized.
+// be super users. It is safe for concurrent use.
+//
+// Two locks, never nested: writeMu serializes Alter across its checks, its
+// store calls and its updates of the API layer; applyMu serializes
+// ApplyUser's copy-on-write of the API layer and is never held across a
+// store call. A store shared by several proxies calls ApplyUser from its
+// own goroutine, also while Alter waits in PutUser for the store to read
+// its write back.
 type Admin struct {
-	store      *Store
-	persist    UserStore
-	superUsers map[string]bool
-	mu         sync.Mutex // serializes writes to the API layer
+	store        *Store
+	persist      UserStore
+	superUsers   map[string]bool
+	selfApplying bool
+	writeMu      sync.Mutex
+	applyMu      sync.Mutex
 }
 
 // NewAdmin loads the persisted API users into store's API layer.
 func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, error) {
 	a := &Admin{store: store, persist: persist, superUsers: map[string]bool{}}
+	if s, ok := persist.(SelfApplying); ok {
+		a.selfApplying = s.AppliesWrites()
+	}
 	for _, p := range superUsers {
 		a.superUsers[p] = true
 	}
@@ -89,6 +112,26 @@ func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, err
 	}
 	store.ReplaceSource(SourceAPI, snap)
 	return a, nil
+}
+
+// ApplyUser sets user's credentials in the API layer to creds, replacing
+// all it had; empty or nil creds remove the user. It is how the layer
+// follows its store: Alter calls it after each write the store accepted,
+// and a store shared by several proxies calls it for every user record it
+// reads, its own writes included. Applying the same record again changes
+// nothing. It takes only its own lock, never Alter's, and copies the
+// layer (O(users)), publishing the copy atomically.
+func (a *Admin) ApplyUser(user string, creds map[sasl.Mechanism]sasl.Credential) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	next := a.store.Snapshot(SourceAPI).Clone()
+	for _, m := range sasl.Mechanisms() {
+		next.Delete(m, user)
+	}
+	for m, c := range creds {
+		next.Put(m, user, c)
+	}
+	a.store.ReplaceSource(SourceAPI, next)
 }
 
 // CredentialInfo is one credential as a describe shows it.
@@ -213,8 +256,8 @@ func (a *Admin) Alter(principal string, deletions []Deletion, upsertions []Upser
 		return results, nil
 	}
 
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
 	errs := map[string]error{}
 	var changes []change
 	fail := func(user string, err error) {
@@ -281,24 +324,32 @@ func (a *Admin) Alter(principal string, deletions []Deletion, upsertions []Upser
 		changes = append(changes, change{user: u.User, mech: m, cred: &c})
 	}
 
-	next := api.Clone()
+	// One write per user, in request order; each applied to the layer
+	// once the store accepted it, so a storage failure part-way leaves the
+	// layer showing exactly what was stored.
+	next := map[string]map[sasl.Mechanism]sasl.Credential{}
+	var users []string
 	for _, ch := range changes {
-		creds := next.Get(ch.user)
-		if creds == nil {
-			creds = map[sasl.Mechanism]sasl.Credential{}
+		creds, ok := next[ch.user]
+		if !ok {
+			creds = copyCreds(api.Get(ch.user))
+			next[ch.user] = creds
+			users = append(users, ch.user)
 		}
 		if ch.cred == nil {
 			delete(creds, ch.mech)
-			next.Delete(ch.mech, ch.user)
 		} else {
 			creds[ch.mech] = *ch.cred
-			next.Put(ch.mech, ch.user, *ch.cred)
-		}
-		if err := a.persist.PutUser(ch.user, creds); err != nil {
-			return nil, fmt.Errorf("persist SCRAM user: %w", err)
 		}
 	}
-	a.store.ReplaceSource(SourceAPI, next)
+	for _, u := range users {
+		if err := a.persist.PutUser(u, next[u]); err != nil {
+			return nil, fmt.Errorf("persist SCRAM user: %w", err)
+		}
+		if !a.selfApplying {
+			a.ApplyUser(u, next[u])
+		}
+	}
 	for _, u := range order {
 		results = append(results, UserResult{User: u, Err: errs[u]})
 	}

@@ -42,28 +42,43 @@ type Options struct {
 // DefaultMaxPerOwner is Options.MaxPerOwner's default.
 const DefaultMaxPerOwner = 100
 
-// entry is a cached token: its metadata plus what is derived from the key.
-// info and hmac are guarded by Manager.mu; creds by the entry's own mu, so
-// a derivation at first login never holds the manager's lock.
+// entry is a cached token. It is never modified once in the cache: a
+// change replaces it. creds is the one mutable part, filled at first login
+// and shared with the entry that replaces this one while the token's
+// stored credentials stay the same (a renewal).
 type entry struct {
-	info Info
-	hmac []byte
+	info  Info
+	hmac  []byte
+	creds *credCache
+}
 
-	mu    sync.Mutex
-	creds map[sasl.Mechanism]sasl.Credential // parsed or derived on first use
+// credCache holds a token's parsed (or derived) SCRAM credentials. Its own
+// lock keeps a derivation at first login off the manager's locks.
+type credCache struct {
+	mu sync.Mutex
+	m  map[sasl.Mechanism]sasl.Credential
 }
 
 // Manager owns the token cache. It is safe for concurrent use.
+//
+// Two locks, never nested the other way round: writeMu serializes the
+// writers (Create, Renew, Expire, Sweep) across their check, their store
+// call and their update of the cache, so the owner limit is checked and
+// the token persisted as one step and a flood of creates runs its key
+// derivations one at a time; mu guards the cache maps and is held only for
+// map operations, never across a store call. A store shared by several
+// proxies calls ApplyToken and ForgetToken (which take mu only) from its
+// own goroutine, also while a writer waits in PutToken for the store to
+// read its write back. Logins take mu's read side only.
 type Manager struct {
 	o        Options
 	super    map[Principal]bool
 	keyCheck []byte
+	// selfApplying: the store feeds every write it accepts back through
+	// ApplyToken and ForgetToken before it returns (see SelfApplying).
+	selfApplying bool
 
-	// createMu serializes Create: the owner's count is checked and the
-	// token persisted as one step, so parallel requests cannot overshoot
-	// MaxPerOwner, and a flood of creates runs their key derivations one
-	// at a time. Logins and the other operations never wait for it.
-	createMu sync.Mutex
+	writeMu sync.Mutex
 
 	mu      sync.RWMutex
 	byID    map[string]*entry
@@ -99,6 +114,9 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{},
 		byOwner: map[Principal]map[string]bool{}}
+	if s, ok := o.Store.(SelfApplying); ok {
+		m.selfApplying = s.AppliesWrites()
+	}
 	for _, s := range o.SuperUsers {
 		p, err := ParsePrincipal(s)
 		if err != nil {
@@ -115,7 +133,7 @@ func New(o Options) (*Manager, error) {
 		return nil, fmt.Errorf("load delegation tokens: %w", err)
 	}
 	for _, i := range infos {
-		m.add(&entry{info: i, hmac: HMAC(o.SecretKey, i.ID)})
+		m.ApplyToken(i)
 	}
 	return m, nil
 }
@@ -128,6 +146,96 @@ func (m *Manager) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.byID)
+}
+
+// ApplyToken puts i into the cache, replacing the token with its id if
+// there is one. It is how the cache follows its store: the Manager calls it
+// after each write the store accepted, and a store shared by several
+// proxies calls it for every token record it reads, its own writes
+// included. Applying the same record again changes nothing. It costs one
+// HMAC and a few map operations, and takes only the cache lock, so a store
+// may call it while one of the Manager's writers waits in PutToken. A
+// disabled Manager ignores it.
+func (m *Manager) ApplyToken(i Info) {
+	if !m.Enabled() {
+		return
+	}
+	e := &entry{info: i, hmac: HMAC(m.o.SecretKey, i.ID), creds: &credCache{}}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.byID[i.ID]; ok {
+		if sameCredentials(old.info, i) {
+			e.creds = old.creds
+		}
+		m.removeLocked(i.ID)
+	}
+	m.byID[i.ID] = e
+	m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = i.ID
+	ids := m.byOwner[i.Owner]
+	if ids == nil {
+		ids = map[string]bool{}
+		m.byOwner[i.Owner] = ids
+	}
+	ids[i.ID] = true
+}
+
+// ForgetToken removes the token id from the cache; an unknown id is not an
+// error. Like ApplyToken it is idempotent, cheap and takes only the cache
+// lock.
+func (m *Manager) ForgetToken(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removeLocked(id)
+}
+
+// sameCredentials reports whether two records of one token carry the same
+// stored credentials, so that what was parsed from one serves the other.
+func sameCredentials(a, b Info) bool {
+	if !hmac.Equal(a.KeyCheck, b.KeyCheck) || len(a.Credentials) != len(b.Credentials) {
+		return false
+	}
+	for mech, form := range a.Credentials {
+		if b.Credentials[mech] != form {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Manager) removeLocked(id string) {
+	e, ok := m.byID[id]
+	if !ok {
+		return
+	}
+	delete(m.byID, id)
+	delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+	delete(m.byOwner[e.info.Owner], id)
+	if len(m.byOwner[e.info.Owner]) == 0 {
+		delete(m.byOwner, e.info.Owner)
+	}
+}
+
+// put persists i, then applies it to the cache (unless the store already
+// has): the cache never shows a write the store refused.
+func (m *Manager) put(i Info) error {
+	if err := m.o.Store.PutToken(i); err != nil {
+		return fmt.Errorf("persist delegation token: %w", err)
+	}
+	if !m.selfApplying {
+		m.ApplyToken(i)
+	}
+	return nil
+}
+
+// delete removes token id from the store, then from the cache.
+func (m *Manager) delete(id string) error {
+	if err := m.o.Store.DeleteToken(id); err != nil {
+		return fmt.Errorf("delete delegation token: %w", err)
+	}
+	if !m.selfApplying {
+		m.ForgetToken(id)
+	}
+	return nil
 }
 
 // deriveCredentials derives one SCRAM credential per mechanism with a fresh
@@ -154,22 +262,21 @@ func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, err
 }
 
 // credential returns e's credential for mech: parsed from the stored form
-// when info (e's metadata, read under the manager's lock) has one derived
-// under the current key, else derived now (once per token and process: a
-// record from an older version, or a key change). Safe for concurrent use;
-// the manager's lock is not held.
-func (m *Manager) credential(e *entry, info Info, mech sasl.Mechanism) (sasl.Credential, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if c, ok := e.creds[mech]; ok {
+// when e's record has one derived under the current key, else derived now
+// (once per token and process: a record from an older version, or a key
+// change). Safe for concurrent use; the manager's locks are not held.
+func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
+	e.creds.mu.Lock()
+	defer e.creds.mu.Unlock()
+	if c, ok := e.creds.m[mech]; ok {
 		return c, nil
 	}
-	if e.creds == nil {
-		e.creds = map[sasl.Mechanism]sasl.Credential{}
+	if e.creds.m == nil {
+		e.creds.m = map[sasl.Mechanism]sasl.Credential{}
 	}
-	if form, ok := info.Credentials[mech]; ok && hmac.Equal(info.KeyCheck, m.keyCheck) {
+	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, m.keyCheck) {
 		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
-			e.creds[mech] = c
+			e.creds.m[mech] = c
 			return c, nil
 		}
 	}
@@ -177,7 +284,7 @@ func (m *Manager) credential(e *entry, info Info, mech sasl.Mechanism) (sasl.Cre
 	if err != nil {
 		return sasl.Credential{}, err
 	}
-	e.creds[mech] = c
+	e.creds.m[mech] = c
 	return c, nil
 }
 
@@ -190,32 +297,6 @@ func kafkaSalt(r io.Reader) ([]byte, error) {
 	}
 	b[0] &= 0x03
 	return []byte(new(big.Int).SetBytes(b[:]).Text(36)), nil
-}
-
-func (m *Manager) add(e *entry) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.byID[e.info.ID] = e
-	m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = e.info.ID
-	ids := m.byOwner[e.info.Owner]
-	if ids == nil {
-		ids = map[string]bool{}
-		m.byOwner[e.info.Owner] = ids
-	}
-	ids[e.info.ID] = true
-}
-
-func (m *Manager) remove(id string) {
-	e, ok := m.byID[id]
-	if !ok {
-		return
-	}
-	delete(m.byID, id)
-	delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
-	delete(m.byOwner[e.info.Owner], id)
-	if len(m.byOwner[e.info.Owner]) == 0 {
-		delete(m.byOwner, e.info.Owner)
-	}
 }
 
 // live counts owner's tokens that have not expired (expired ones await the
@@ -239,22 +320,22 @@ func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string)
 	}
 	m.mu.RLock()
 	e, ok := m.byID[id]
-	var info Info
-	if ok {
-		info = e.info
-	}
 	m.mu.RUnlock()
 	if !ok {
 		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
 	}
-	c, err := m.credential(e, info, mech)
+	c, err := m.credential(e, mech)
 	if err != nil {
 		return sasl.TokenCredential{}, fmt.Errorf("token credential: %w", err)
 	}
-	return sasl.TokenCredential{Credential: c, OwnerName: info.Owner.Name, Expiry: info.Expiry, MaxExpiry: info.Max}, nil
+	i := e.info
+	return sasl.TokenCredential{Credential: c, OwnerName: i.Owner.Name, Expiry: i.Expiry, MaxExpiry: i.Max}, nil
 }
 
-func (m *Manager) byHMACLocked(hmac []byte) *entry {
+// byHMAC returns the cached token with hmac, or nil.
+func (m *Manager) entryByHMAC(hmac []byte) *entry {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	id, ok := m.byHMAC[base64.StdEncoding.EncodeToString(hmac)]
 	if !ok {
 		return nil
@@ -266,20 +347,24 @@ func (m *Manager) byHMACLocked(hmac []byte) *entry {
 // many it removed. Live connections authenticated by them are not closed:
 // their session deadlines were fixed at login.
 func (m *Manager) Sweep() (int, error) {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	now := m.o.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	var expired []string
+	m.mu.RLock()
+	for id, e := range m.byID {
+		if e.info.expired(now) {
+			expired = append(expired, id)
+		}
+	}
+	m.mu.RUnlock()
 	var errs []error
 	n := 0
-	for id, e := range m.byID {
-		if !e.info.expired(now) {
-			continue
-		}
-		if err := m.o.Store.DeleteToken(id); err != nil {
+	for _, id := range expired {
+		if err := m.delete(id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		m.remove(id)
 		n++
 	}
 	return n, errors.Join(errs...)

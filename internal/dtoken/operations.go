@@ -5,7 +5,6 @@ package dtoken
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -86,8 +85,8 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	case !m.Enabled():
 		return out, ErrDisabled
 	}
-	m.createMu.Lock()
-	defer m.createMu.Unlock()
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	now := m.o.Now()
 	if m.live(owner, now) >= m.o.MaxPerOwner {
 		return out, ErrTooManyTokens
@@ -103,20 +102,19 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
 		Issue: now, Max: now.Add(life), KeyCheck: m.keyCheck}
 	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
-	e := &entry{hmac: HMAC(m.o.SecretKey, id)}
-	if e.creds, err = m.deriveCredentials(e.hmac); err != nil {
+	hmac := HMAC(m.o.SecretKey, id)
+	creds, err := m.deriveCredentials(hmac)
+	if err != nil {
 		return out, err
 	}
 	info.Credentials = map[sasl.Mechanism]string{}
-	for mech, c := range e.creds {
+	for mech, c := range creds {
 		info.Credentials[mech] = c.StoredForm()
 	}
-	e.info = info
-	if err := m.o.Store.PutToken(info); err != nil {
-		return out, fmt.Errorf("persist delegation token: %w", err)
+	if err := m.put(info); err != nil {
+		return out, err
 	}
-	m.add(e)
-	out.Token, out.HMAC = info, e.hmac
+	out.Token, out.HMAC = info, hmac
 	return out, nil
 }
 
@@ -136,33 +134,34 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// change runs fn on the token with hmac under the write lock, after the
-// checks Renew and Expire share, in Kafka's order: ErrRequestNotAllowed,
-// ErrDisabled, ErrNotFound.
-func (m *Manager) change(c Caller, hmac []byte, fn func(e *entry, now time.Time) (time.Time, error)) (time.Time, error) {
+// change runs fn on the token with hmac, after the checks Renew and Expire
+// share, in Kafka's order: ErrRequestNotAllowed, ErrDisabled, ErrNotFound.
+// It holds the write lock, so fn sees the token as no other writer of this
+// Manager can change it meanwhile; fn persists its change through put or
+// delete.
+func (m *Manager) change(c Caller, hmac []byte, fn func(i Info, now time.Time) (time.Time, error)) (time.Time, error) {
 	if !c.allowed() {
 		return time.Time{}, ErrRequestNotAllowed
 	}
 	if !m.Enabled() {
 		return time.Time{}, ErrDisabled
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.byHMACLocked(hmac)
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	e := m.entryByHMAC(hmac)
 	if e == nil {
 		return time.Time{}, ErrNotFound
 	}
-	return fn(e, m.o.Now())
+	return fn(e.info, m.o.Now())
 }
 
-// setExpiry persists a token's new expiry, then applies it.
-func (m *Manager) setExpiry(e *entry, expiry time.Time) (time.Time, error) {
-	info := e.info
-	info.Expiry = expiry
-	if err := m.o.Store.PutToken(info); err != nil {
-		return time.Time{}, fmt.Errorf("persist delegation token: %w", err)
+// setExpiry persists a token's new expiry, then applies it. The token keeps
+// everything else, its stored credentials and key included.
+func (m *Manager) setExpiry(i Info, expiry time.Time) (time.Time, error) {
+	i.Expiry = expiry
+	if err := m.put(i); err != nil {
+		return time.Time{}, err
 	}
-	e.info = info
 	return expiry, nil
 }
 
@@ -171,17 +170,17 @@ func (m *Manager) setExpiry(e *entry, expiry time.Time) (time.Time, error) {
 // ErrExpired, ErrOwnerMismatch). The period is capped at the expiry time;
 // <= 0 means that cap.
 func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
+	return m.change(c, hmac, func(i Info, now time.Time) (time.Time, error) {
 		switch {
-		case e.info.expired(now):
+		case i.expired(now):
 			return time.Time{}, ErrExpired
-		case !e.info.ownerOrRenewer(c.Principal):
+		case !i.ownerOrRenewer(c.Principal):
 			return time.Time{}, ErrOwnerMismatch
 		}
 		if period <= 0 {
 			period = m.o.ExpiryTime
 		}
-		return m.setExpiry(e, minTime(e.info.Max, now.Add(min(period, m.o.ExpiryTime))))
+		return m.setExpiry(i, minTime(i.Max, now.Add(min(period, m.o.ExpiryTime))))
 	})
 }
 
@@ -190,20 +189,19 @@ func (m *Manager) Renew(c Caller, hmac []byte, period time.Duration) (time.Time,
 // then ErrExpired). A negative period removes it at once, the admin tools'
 // default.
 func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (time.Time, error) {
-	return m.change(c, hmac, func(e *entry, now time.Time) (time.Time, error) {
+	return m.change(c, hmac, func(i Info, now time.Time) (time.Time, error) {
 		switch {
-		case !e.info.ownerOrRenewer(c.Principal):
+		case !i.ownerOrRenewer(c.Principal):
 			return time.Time{}, ErrOwnerMismatch
 		case period < 0:
-			if err := m.o.Store.DeleteToken(e.info.ID); err != nil {
-				return time.Time{}, fmt.Errorf("delete delegation token: %w", err)
+			if err := m.delete(i.ID); err != nil {
+				return time.Time{}, err
 			}
-			m.remove(e.info.ID)
 			return now, nil
-		case e.info.expired(now):
+		case i.expired(now):
 			return time.Time{}, ErrExpired
 		}
-		return m.setExpiry(e, minTime(e.info.Max, now.Add(period)))
+		return m.setExpiry(i, minTime(i.Max, now.Add(period)))
 	})
 }
 

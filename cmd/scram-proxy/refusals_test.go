@@ -225,6 +225,23 @@ func validationRefusals() []refusal {
 		}, "routing.mode", "sni needs listener.tls.enabled"),
 		c("routing mode", func(c *config.Config) { c.Routing.Mode = "mesh" }, "routing.mode", "must be sidecar"),
 		c("two token keys", func(c *config.Config) { c.Tokens.SecretKey = "k" }, "delegation_tokens", "set only one of"),
+		c("token key list and single key", func(c *config.Config) { c.Tokens.Keys = []config.TokenKey{{ID: "k1", Secret: "s1"}} },
+			"delegation_tokens.keys: ", "not both"),
+		c("token key without id", func(c *config.Config) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k1", Secret: "s1"}, {Secret: "s2"}}
+		}, "delegation_tokens.keys[1].id: ", "required"),
+		c("token key id not plain", func(c *config.Config) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "key one", Secret: "s1"}}
+		}, "delegation_tokens.keys[0].id: ", "must be 1 to 64 letters"),
+		c("token key id twice", func(c *config.Config) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k1", Secret: "s1"}, {ID: "k1", Secret: "s2"}}
+		}, "delegation_tokens.keys[1].id: ", `"k1" is listed twice`),
+		c("token key without secret", func(c *config.Config) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k1"}}
+		}, "delegation_tokens.keys[0]: ", "set exactly one of secret and file"),
+		c("token key with secret and file", func(c *config.Config) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k1", Secret: "s1", File: "/run/k1"}}
+		}, "delegation_tokens.keys[0]: ", "set exactly one of secret and file"),
 		c("tokens without state", func(c *config.Config) { c.State.Dir = "" }, "state.dir", "required when delegation tokens are enabled"),
 		c("super user", func(c *config.Config) { c.Authz.SuperUsers = []string{"admin"} }, "authorization.super_users", "is not Type:Name"),
 		c("log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level", "must be debug"),
@@ -265,6 +282,15 @@ func fileRefusals() []refusal {
 		c("token key file empty", func(c *config.Config, f fixture) { c.Tokens.MasterKeyFile = f.empty }, "delegation_tokens.master_key_file", "holds no secret"),
 		c("token key file newline", func(c *config.Config, f fixture) { c.Tokens.MasterKeyFile = f.newline }, "delegation_tokens.master_key_file", "holds no secret"),
 		c("token key file crlf", func(c *config.Config, f fixture) { c.Tokens.MasterKeyFile = f.crlf }, "delegation_tokens.master_key_file", "holds no secret"),
+		c("token key list file missing", func(c *config.Config, _ fixture) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k2", File: "/nonexistent/key"}, {ID: "k1", Secret: "s1"}}
+		}, "delegation_tokens.keys[0].file", "no such file"),
+		c("token key list file empty", func(c *config.Config, f fixture) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k2", File: f.newline}}
+		}, "delegation_tokens.keys[0].file", "holds no secret"),
+		c("token keys with one secret", func(c *config.Config, f fixture) {
+			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k2", File: f.tokenKey}, {ID: "k1", Secret: "token-master-key"}}
+		}, "delegation_tokens.keys[1]: ", `the same secret as key "k2"`),
 		c("state dir is a file", func(c *config.Config, f fixture) { c.State.Dir = f.regular }, "state.dir", "not a directory"),
 		c("state dir under a file", func(c *config.Config, f fixture) { c.State.Dir = filepath.Join(f.regular, "state") }, "state.dir", "not a directory"),
 		c("state database corrupt", func(c *config.Config, f fixture) { c.State.Dir = f.corruptState }, "state.dir", "open state.db"),

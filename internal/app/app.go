@@ -92,7 +92,7 @@ func Build(cfg config.Config, o Options) (*App, error) {
 	fail(err)
 	fail(a.openState())
 	fail(a.loadUsers())
-	auth, local, err := a.buildAuth(res.TokenKey)
+	auth, local, err := a.buildAuth(res.TokenKeys)
 	fail(err)
 	fail(a.buildUpstream(res))
 	listenerTLS, err := a.buildListenerTLS()
@@ -201,7 +201,7 @@ func (a *App) loadUsers() error {
 // the token manager, and the APIs the proxy answers itself (delegation
 // tokens, SCRAM admin). With no token key the manager is disabled and the
 // token APIs answer 61, as a Kafka broker without a key does.
-func (a *App) buildAuth(tokenKey string) (*sasl.Authenticator, proxy.LocalAPIs, error) {
+func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticator, proxy.LocalAPIs, error) {
 	var errs []error
 	var userStore credstore.UserStore = credstore.NewMemUsers()
 	phantomKey := make([]byte, 32)
@@ -220,9 +220,12 @@ func (a *App) buildAuth(tokenKey string) (*sasl.Authenticator, proxy.LocalAPIs, 
 	}
 	t := a.cfg.Tokens
 	o := dtoken.Options{SuperUsers: a.cfg.Authz.SuperUsers}
-	if tokenKey != "" {
-		o = dtoken.Options{SecretKey: tokenKey, MaxLifetime: t.MaxLifetime, ExpiryTime: t.ExpiryTime,
-			CheckInterval: t.ExpiryCheckInterval, MaxPerOwner: t.MaxPerOwner, SuperUsers: a.cfg.Authz.SuperUsers}
+	if len(tokenKeys) > 0 {
+		o = dtoken.Options{MaxLifetime: t.MaxLifetime, ExpiryTime: t.ExpiryTime, CheckInterval: t.ExpiryCheckInterval,
+			MaxPerOwner: t.MaxPerOwner, SuperUsers: a.cfg.Authz.SuperUsers, KeyTokens: a.metrics.DelegationTokens}
+		for _, k := range tokenKeys {
+			o.Keys = append(o.Keys, dtoken.Key{ID: k.ID, Secret: k.Secret})
+		}
 		// Validation requires state.dir with tokens; the store is nil only
 		// in a check that found the database in use.
 		if a.db != nil {
@@ -231,6 +234,9 @@ func (a *App) buildAuth(tokenKey string) (*sasl.Authenticator, proxy.LocalAPIs, 
 	}
 	if a.tokens, err = dtoken.New(o); err != nil { // super users are validated: the stored tokens failed
 		errs = append(errs, fmt.Errorf("state.dir: %w", err))
+	} else if a.tokens.Enabled() {
+		a.log.Info("delegation tokens loaded", zap.Int("tokens", a.tokens.Len()), zap.String("minting_key", tokenKeys[0].ID),
+			zap.Any("tokens_by_key", a.tokens.TokensByKey()))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err

@@ -61,8 +61,8 @@ type Routing struct {
 	FetchNodeEndpoints bool `mapstructure:"fetch_node_endpoints"`
 }
 
-// Tokens configures delegation tokens (Kafka's delegation.token.*). Set one
-// of the three key sources; none disables tokens.
+// Tokens configures delegation tokens (Kafka's delegation.token.*). Set
+// keys, or one of the three single-key sources; none disables tokens.
 //
 // Keys tagged secret (here and in UpstreamSASL) are refused as command-line
 // flags, where ps and /debug/pprof/cmdline show them; the tag names the
@@ -77,11 +77,29 @@ type Tokens struct {
 	// MaxPerOwner bounds the live tokens one owner may hold; one more is
 	// refused with POLICY_VIOLATION. The proxy's own: Kafka has no limit.
 	MaxPerOwner int `mapstructure:"max_per_owner"`
+	// Keys lists the token keys for rotation (file only), in order: the
+	// first mints new tokens, each listed key keeps validating the tokens
+	// it minted. The single-key settings above are the one-key list
+	// {id: default}.
+	Keys []TokenKey `mapstructure:"keys"`
 }
+
+// TokenKey is one delegation_tokens.keys entry: an id, recorded in every
+// token the key mints and shown in metrics, and the secret, inline or read
+// from a file.
+type TokenKey struct {
+	ID     string `mapstructure:"id"`
+	Secret string `mapstructure:"secret"`
+	File   string `mapstructure:"file"`
+}
+
+// DefaultTokenKeyID is the id of the key the single-key settings
+// (master_key, secret_key, master_key_file) name.
+const DefaultTokenKeyID = "default"
 
 // Enabled reports whether any key source is set.
 func (t Tokens) Enabled() bool {
-	return t.MasterKey != "" || t.SecretKey != "" || t.MasterKeyFile != ""
+	return t.MasterKey != "" || t.SecretKey != "" || t.MasterKeyFile != "" || len(t.Keys) > 0
 }
 
 // Authz names privileged principals.

@@ -159,6 +159,7 @@ func TestMarshalRoundTrips(t *testing.T) {
 		Brokers:     map[string]string{}, // Load gives an empty map, not nil
 		BrokerPorts: map[string]int{"1001": 9201, "7": 9300}}
 	c.Tokens.SecretKey = "k"
+	c.Tokens.Keys = []TokenKey{} // Load gives an empty list, not nil
 	c.State.Dir = "/var/lib/scram-proxy"
 	c.Authz.SuperUsers = []string{"User:admin"}
 	c.Listener.MaxConnectionsPerIP = 50

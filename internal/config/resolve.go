@@ -16,8 +16,11 @@ import (
 // the files it points to, and its node-id maps parsed to numbers. Its String
 // and GoString redact, so it never prints a secret.
 type Resolved struct {
-	// TokenKey is the delegation-token HMAC key; "" leaves tokens off.
-	TokenKey string
+	// TokenKeys are the delegation-token HMAC keys, the minting key
+	// first; none leaves tokens off. TokenKey is the minting key's secret
+	// ("" with none).
+	TokenKeys []ResolvedTokenKey
+	TokenKey  string
 	// UpstreamPassword is upstream.sasl's password ("" without a mechanism).
 	UpstreamPassword string
 	// IdentityPasswords[i] is upstream.identities[i].sasl's password.
@@ -38,6 +41,16 @@ type Resolved struct {
 func (Resolved) String() string   { return "config.Resolved{REDACTED}" }
 func (Resolved) GoString() string { return "config.Resolved{REDACTED}" }
 
+// ResolvedTokenKey is one token key with its secret read. Its String and
+// GoString leave the secret out.
+type ResolvedTokenKey struct {
+	ID     string
+	Secret string
+}
+
+func (k ResolvedTokenKey) String() string   { return "config.ResolvedTokenKey{ID: " + k.ID + "}" }
+func (k ResolvedTokenKey) GoString() string { return k.String() }
+
 // Resolve reads the secret files the configuration names and parses its
 // node-id maps. It returns every problem, joined, each naming its key. The
 // configuration should have passed Validate.
@@ -45,8 +58,11 @@ func (c Config) Resolve() (Resolved, error) {
 	var r Resolved
 	var errs []error
 	var err error
-	if r.TokenKey, err = c.Tokens.Key(); err != nil {
+	if r.TokenKeys, err = c.Tokens.ResolveKeys(); err != nil {
 		errs = append(errs, err)
+	}
+	if len(r.TokenKeys) > 0 {
+		r.TokenKey = r.TokenKeys[0].Secret
 	}
 	if r.UpstreamPassword, err = c.Upstream.SASL.Secret("upstream.sasl"); err != nil {
 		errs = append(errs, err)
@@ -137,6 +153,42 @@ func (t Tokens) Key() (string, error) {
 	default:
 		return t.MasterKey, nil
 	}
+}
+
+// ResolveKeys returns the token keys in order, secrets read: keys, or the
+// one key of the single-key settings under DefaultTokenKeyID, or none. Two
+// keys with one secret are refused: the proxy tells a token's key by the
+// secret's fingerprint, and a copy under a new id would be a rotation that
+// rotates nothing.
+func (t Tokens) ResolveKeys() ([]ResolvedTokenKey, error) {
+	if len(t.Keys) == 0 {
+		s, err := t.Key()
+		if err != nil || s == "" {
+			return nil, err
+		}
+		return []ResolvedTokenKey{{ID: DefaultTokenKeyID, Secret: s}}, nil
+	}
+	var out []ResolvedTokenKey
+	var errs []error
+	seen := map[string]string{} // secret → id
+	for i, k := range t.Keys {
+		key := "delegation_tokens.keys[" + strconv.Itoa(i) + "]"
+		s := k.Secret
+		if k.File != "" {
+			var err error
+			if s, err = readSecretFile(key+".file", k.File); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if id, ok := seen[s]; ok {
+			errs = append(errs, fmt.Errorf("%s: the same secret as key %q; every key needs its own", key, id))
+			continue
+		}
+		seen[s] = k.ID
+		out = append(out, ResolvedTokenKey{ID: k.ID, Secret: s})
+	}
+	return out, errors.Join(errs...)
 }
 
 // Secret returns the identity's password: password_file's content without

@@ -97,3 +97,29 @@ func TestConnectionsPerIPOverrides(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenKeyList(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "k2")
+	if err := os.WriteFile(file, []byte("second\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Tokens{SecretKey: "only"}.ResolveKeys()
+	if err != nil || len(got) != 1 || got[0] != (ResolvedTokenKey{ID: DefaultTokenKeyID, Secret: "only"}) {
+		t.Fatalf("the single-key settings: %v %v", got, err)
+	}
+	if got, err := (Tokens{}).ResolveKeys(); err != nil || len(got) != 0 {
+		t.Fatalf("no key: %v %v", got, err)
+	}
+	got, err = Tokens{Keys: []TokenKey{{ID: "k2", File: file}, {ID: "k1", Secret: "first"}}}.ResolveKeys()
+	if err != nil || len(got) != 2 || got[0] != (ResolvedTokenKey{ID: "k2", Secret: "second"}) || got[1] != (ResolvedTokenKey{ID: "k1", Secret: "first"}) {
+		t.Fatalf("a key list, in order, file read: %v %v", got, err)
+	}
+	if s := fmt.Sprintf("%v %#v %+v", got, got, got[0]); strings.Contains(s, "second") || strings.Contains(s, "first") {
+		t.Fatalf("resolved keys print their secrets: %s", s)
+	}
+	_, err = Tokens{Keys: []TokenKey{{ID: "k2", File: file}, {ID: "k1", Secret: "second"}}}.ResolveKeys()
+	if err == nil || !strings.Contains(err.Error(), `delegation_tokens.keys[1]: the same secret as key "k2"`) {
+		t.Fatalf("one secret under two ids: %v", err)
+	}
+}

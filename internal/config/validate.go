@@ -222,6 +222,25 @@ func (c Config) Validate() error {
 	if keys > 1 {
 		bad("delegation_tokens", "set only one of master_key, secret_key and master_key_file")
 	}
+	if keys > 0 && len(c.Tokens.Keys) > 0 {
+		bad("delegation_tokens.keys", "set keys or one of master_key, secret_key and master_key_file, not both")
+	}
+	ids := map[string]bool{}
+	for i, k := range c.Tokens.Keys {
+		key := "delegation_tokens.keys[" + strconv.Itoa(i) + "]"
+		switch {
+		case k.ID == "":
+			bad(key+".id", "required: it names the key in the tokens it mints and in metrics")
+		case !validKeyID(k.ID):
+			bad(key+".id", "%q must be 1 to 64 letters, digits, '.', '_' or '-'", k.ID)
+		case ids[k.ID]:
+			bad(key+".id", "%q is listed twice", k.ID)
+		}
+		ids[k.ID] = true
+		if (k.Secret == "") == (k.File == "") {
+			bad(key, "set exactly one of secret and file")
+		}
+	}
 	if c.Tokens.Enabled() && c.State.Dir == "" {
 		bad("state.dir", "required when delegation tokens are enabled (tokens persist there)")
 	}
@@ -309,4 +328,18 @@ func checkHostPort(s string, listener bool) error {
 		return fmt.Errorf("%q has no host", s)
 	}
 	return nil
+}
+
+// validKeyID: a token key id is short and plain, as it is written into every
+// token record and used as a metric label.
+func validKeyID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return id != ""
 }

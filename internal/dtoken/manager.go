@@ -18,8 +18,14 @@ import (
 
 // Options configures a Manager. Defaults are Kafka's.
 type Options struct {
-	// SecretKey is delegation.token.secret.key (formerly master.key); empty
-	// disables tokens (error 61).
+	// Keys are the secret keys tokens are minted and checked with, in
+	// order: the first mints every new token, and each listed key keeps
+	// validating the tokens it minted (a token records its key). None
+	// disables tokens (error 61). See Key.
+	Keys []Key
+	// SecretKey is delegation.token.secret.key (formerly master.key), the
+	// one-key form of Keys: Keys{{ID: DefaultKeyID, Secret: SecretKey}}.
+	// Set Keys or SecretKey, not both.
 	SecretKey     string
 	MaxLifetime   time.Duration // delegation.token.max.lifetime.ms, default 7 d
 	ExpiryTime    time.Duration // delegation.token.expiry.time.ms, default 24 h
@@ -35,8 +41,47 @@ type Options struct {
 	SuperUsers []string
 	Now        func() time.Time
 	Rand       io.Reader
+	// KeyTokens, if set, hears the number of cached tokens per key id
+	// whenever it changes, and a 0 for each listed key at start (so an
+	// unused key shows as such). Tokens whose key is not listed are
+	// counted under UnlistedKeyID. It is called under the cache lock: it
+	// must be quick and must not call the Manager.
+	KeyTokens func(keyID string, tokens int)
 
 	_ struct{}
+}
+
+// DefaultKeyID is the id of the key given as Options.SecretKey (the
+// single-key settings delegation_tokens.master_key, secret_key and
+// master_key_file).
+const DefaultKeyID = "default"
+
+// UnlistedKeyID is what Options.KeyTokens calls the key of tokens minted
+// under a key that is no longer listed. It is not a valid key id.
+const UnlistedKeyID = "(unlisted)"
+
+// Key is one token secret key. ID names it in the tokens it mints and in
+// metrics; it may be anything but empty, and two keys may share neither id
+// nor secret. Secret is used as Kafka uses delegation.token.secret.key:
+// its UTF-8 bytes key the HMAC-SHA512 of each token id.
+type Key struct {
+	ID     string
+	Secret string
+
+	_ struct{}
+}
+
+// String leaves out the secret.
+func (k Key) String() string { return "dtoken.Key{ID: " + k.ID + "}" }
+
+// GoString leaves out the secret.
+func (k Key) GoString() string { return k.String() }
+
+// tokenKey is a listed key with its fingerprint.
+type tokenKey struct {
+	id     string
+	secret string
+	check  []byte // keyCheck(secret)
 }
 
 // DefaultMaxPerOwner is Options.MaxPerOwner's default.
@@ -47,7 +92,11 @@ const DefaultMaxPerOwner = 100
 // and shared with the entry that replaces this one while the token's
 // stored credentials stay the same (a renewal).
 type entry struct {
-	info  Info
+	info Info
+	// key is the listed key that minted the token; nil when that key is
+	// not listed (the token is then unknown to logins and to the token
+	// APIs, and kept only until the sweep removes it). hmac is nil then.
+	key   *tokenKey
 	hmac  []byte
 	creds *credCache
 }
@@ -71,9 +120,13 @@ type credCache struct {
 // own goroutine, also while a writer waits in PutToken for the store to
 // read its write back. Logins take mu's read side only.
 type Manager struct {
-	o        Options
-	super    map[Principal]bool
-	keyCheck []byte
+	o     Options
+	super map[Principal]bool
+	// keys are the listed keys, the minting key first; keyByHash and
+	// keyByID find one by fingerprint and by id.
+	keys      []*tokenKey
+	keyByHash map[string]*tokenKey
+	keyByID   map[string]*tokenKey
 	// selfApplying: the store feeds every write it accepts back through
 	// ApplyToken and ForgetToken before it returns (see SelfApplying).
 	selfApplying bool
@@ -84,6 +137,7 @@ type Manager struct {
 	byID    map[string]*entry
 	byHMAC  map[string]string             // base64(hmac) → id
 	byOwner map[Principal]map[string]bool // owner → ids
+	perKey  map[string]int                // KeyTokens label → cached tokens
 }
 
 // New loads the persisted tokens' metadata. It derives nothing: each
@@ -91,6 +145,12 @@ type Manager struct {
 // its first login (or derived then, for records without them), so start-up
 // costs one HMAC per token, not key derivations.
 func New(o Options) (*Manager, error) {
+	if o.SecretKey != "" {
+		if len(o.Keys) > 0 {
+			return nil, errors.New("dtoken: set Keys or SecretKey, not both")
+		}
+		o.Keys = []Key{{ID: DefaultKeyID, Secret: o.SecretKey}}
+	}
 	if o.MaxLifetime <= 0 {
 		o.MaxLifetime = 7 * 24 * time.Hour
 	}
@@ -113,7 +173,24 @@ func New(o Options) (*Manager, error) {
 		o.MaxPerOwner = DefaultMaxPerOwner
 	}
 	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{},
-		byOwner: map[Principal]map[string]bool{}}
+		byOwner: map[Principal]map[string]bool{}, perKey: map[string]int{},
+		keyByHash: map[string]*tokenKey{}, keyByID: map[string]*tokenKey{}}
+	for _, k := range o.Keys {
+		tk := &tokenKey{id: k.ID, secret: k.Secret, check: keyCheck(k.Secret)}
+		switch {
+		case k.ID == "" || k.Secret == "":
+			return nil, errors.New("dtoken: every key needs an id and a secret")
+		case k.ID == UnlistedKeyID:
+			return nil, fmt.Errorf("dtoken: %q is not a key id", k.ID)
+		case m.keyByID[k.ID] != nil:
+			return nil, fmt.Errorf("dtoken: key id %q is listed twice", k.ID)
+		case m.keyByHash[string(tk.check)] != nil:
+			return nil, fmt.Errorf("dtoken: keys %q and %q have the same secret", m.keyByHash[string(tk.check)].id, k.ID)
+		}
+		m.keys = append(m.keys, tk)
+		m.keyByID[k.ID] = tk
+		m.keyByHash[string(tk.check)] = tk
+	}
 	if s, ok := o.Store.(SelfApplying); ok {
 		m.selfApplying = s.AppliesWrites()
 	}
@@ -127,7 +204,11 @@ func New(o Options) (*Manager, error) {
 	if !m.Enabled() {
 		return m, nil
 	}
-	m.keyCheck = keyCheck(o.SecretKey)
+	if o.KeyTokens != nil {
+		for _, k := range m.keys {
+			o.KeyTokens(k.id, 0)
+		}
+	}
 	infos, err := o.Store.LoadTokens()
 	if err != nil {
 		return nil, fmt.Errorf("load delegation tokens: %w", err)
@@ -139,7 +220,55 @@ func New(o Options) (*Manager, error) {
 }
 
 // Enabled reports whether a secret key is configured.
-func (m *Manager) Enabled() bool { return m.o.SecretKey != "" }
+func (m *Manager) Enabled() bool { return len(m.keys) > 0 }
+
+// keyOf finds the listed key that minted i, nil if it is not listed. The
+// key's fingerprint in the record decides (so a key keeps its tokens when
+// the operator renames it, and a new secret under an old id does not
+// inherit them); a record without one (written before tokens recorded
+// their key) goes by its key id, and a record with neither (written by a
+// single-key proxy of an older version) belongs to the last listed key: the
+// oldest, as rotation lists new keys first.
+func (m *Manager) keyOf(i Info) *tokenKey {
+	switch {
+	case len(i.KeyCheck) > 0:
+		return m.keyByHash[string(i.KeyCheck)]
+	case i.KeyID != "":
+		return m.keyByID[i.KeyID]
+	default:
+		return m.keys[len(m.keys)-1]
+	}
+}
+
+// count adjusts the cached tokens of e's key by delta and reports it.
+// Called under mu.
+func (m *Manager) countLocked(e *entry, delta int) {
+	label := UnlistedKeyID
+	if e.key != nil {
+		label = e.key.id
+	}
+	m.perKey[label] += delta
+	if m.o.KeyTokens != nil {
+		m.o.KeyTokens(label, m.perKey[label])
+	}
+}
+
+// TokensByKey returns the number of cached tokens per key id, every listed
+// key included, tokens whose key is not listed under UnlistedKeyID.
+func (m *Manager) TokensByKey() map[string]int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := map[string]int{}
+	for _, k := range m.keys {
+		out[k.id] = 0
+	}
+	for label, n := range m.perKey {
+		if n > 0 {
+			out[label] = n
+		}
+	}
+	return out
+}
 
 // Len is the number of cached tokens.
 func (m *Manager) Len() int {
@@ -155,22 +284,30 @@ func (m *Manager) Len() int {
 // included. Applying the same record again changes nothing. It costs one
 // HMAC and a few map operations, and takes only the cache lock, so a store
 // may call it while one of the Manager's writers waits in PutToken. A
-// disabled Manager ignores it.
+// token whose key is not listed is kept aside: logins and the token APIs do
+// not find it, the sweep removes it when it expires. A disabled Manager
+// ignores it.
 func (m *Manager) ApplyToken(i Info) {
 	if !m.Enabled() {
 		return
 	}
-	e := &entry{info: i, hmac: HMAC(m.o.SecretKey, i.ID), creds: &credCache{}}
+	e := &entry{info: i, key: m.keyOf(i), creds: &credCache{}}
+	if e.key != nil {
+		e.hmac = HMAC(e.key.secret, i.ID)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.byID[i.ID]; ok {
-		if sameCredentials(old.info, i) {
+		if old.key == e.key && sameCredentials(old.info, i) {
 			e.creds = old.creds
 		}
 		m.removeLocked(i.ID)
 	}
 	m.byID[i.ID] = e
-	m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = i.ID
+	if e.hmac != nil {
+		m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = i.ID
+	}
+	m.countLocked(e, 1)
 	ids := m.byOwner[i.Owner]
 	if ids == nil {
 		ids = map[string]bool{}
@@ -191,7 +328,7 @@ func (m *Manager) ForgetToken(id string) {
 // sameCredentials reports whether two records of one token carry the same
 // stored credentials, so that what was parsed from one serves the other.
 func sameCredentials(a, b Info) bool {
-	if !hmac.Equal(a.KeyCheck, b.KeyCheck) || len(a.Credentials) != len(b.Credentials) {
+	if a.KeyID != b.KeyID || !hmac.Equal(a.KeyCheck, b.KeyCheck) || len(a.Credentials) != len(b.Credentials) {
 		return false
 	}
 	for mech, form := range a.Credentials {
@@ -208,7 +345,10 @@ func (m *Manager) removeLocked(id string) {
 		return
 	}
 	delete(m.byID, id)
-	delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+	if e.hmac != nil {
+		delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+	}
+	m.countLocked(e, -1)
 	delete(m.byOwner[e.info.Owner], id)
 	if len(m.byOwner[e.info.Owner]) == 0 {
 		delete(m.byOwner, e.info.Owner)
@@ -262,9 +402,9 @@ func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, err
 }
 
 // credential returns e's credential for mech: parsed from the stored form
-// when e's record has one derived under the current key, else derived now
-// (once per token and process: a record from an older version, or a key
-// change). Safe for concurrent use; the manager's locks are not held.
+// when e's record has one derived under its key, else derived now (once per
+// token and process: a record from an older version). Safe for concurrent
+// use; the manager's locks are not held.
 func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
 	e.creds.mu.Lock()
 	defer e.creds.mu.Unlock()
@@ -274,7 +414,7 @@ func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, er
 	if e.creds.m == nil {
 		e.creds.m = map[sasl.Mechanism]sasl.Credential{}
 	}
-	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, m.keyCheck) {
+	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, e.key.check) {
 		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
 			e.creds.m[mech] = c
 			return c, nil
@@ -306,7 +446,7 @@ func (m *Manager) live(owner Principal, now time.Time) int {
 	defer m.mu.RUnlock()
 	n := 0
 	for id := range m.byOwner[owner] {
-		if !m.byID[id].info.expired(now) {
+		if e := m.byID[id]; e.key != nil && !e.info.expired(now) {
 			n++
 		}
 	}
@@ -321,7 +461,7 @@ func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string)
 	m.mu.RLock()
 	e, ok := m.byID[id]
 	m.mu.RUnlock()
-	if !ok {
+	if !ok || e.key == nil {
 		return sasl.TokenCredential{}, sasl.ErrUnknownCredential
 	}
 	c, err := m.credential(e, mech)

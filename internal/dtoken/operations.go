@@ -99,10 +99,11 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	if err != nil {
 		return out, err
 	}
+	key := m.keys[0]
 	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
-		Issue: now, Max: now.Add(life), KeyCheck: m.keyCheck}
+		Issue: now, Max: now.Add(life), KeyID: key.id, KeyCheck: key.check}
 	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
-	hmac := HMAC(m.o.SecretKey, id)
+	hmac := HMAC(key.secret, id)
 	creds, err := m.deriveCredentials(hmac)
 	if err != nil {
 		return out, err
@@ -230,6 +231,9 @@ func (m *Manager) Describe(c Caller, owners []Principal) ([]Described, error) {
 	defer m.mu.RUnlock()
 	out := []Described{}
 	for _, e := range m.byID {
+		if e.key == nil {
+			continue // its key is no longer listed: unknown
+		}
 		i := e.info
 		if owners != nil && !matchesAny(i, owners) {
 			continue

@@ -40,15 +40,20 @@ type Info struct {
 	Expiry    time.Time   `json:"expiry"`
 	Max       time.Time   `json:"max"`
 
+	// KeyID names the key that minted the token (Options.Keys), and
+	// KeyCheck fingerprints that key's secret (keyCheck): the token's HMAC
+	// is computed with that key for as long as it is listed, renewals
+	// included, and the token is unknown once it is not. The fingerprint
+	// decides which listed key it is; the id is for people and for records
+	// without a fingerprint (Manager.keyOf).
+	KeyID    string `json:"key_id,omitempty"`
+	KeyCheck []byte `json:"key_check,omitempty"`
 	// Credentials are the token's SCRAM credentials in Kafka's stored form
 	// (salt, StoredKey, ServerKey, iterations; never the HMAC, which is
-	// the password), derived once when the token is issued so that a start
-	// with many tokens derives nothing. KeyCheck names the secret key they
-	// were derived under (keyCheck); after the key changes they no longer
-	// apply and the token's credential is derived again, at its first
-	// login. Records without them (older versions) are handled the same way.
+	// the password), derived once when the token is issued under its key,
+	// so that a start with many tokens derives nothing. Records without
+	// them (older versions) derive them at the token's first login.
 	Credentials map[sasl.Mechanism]string `json:"scram_credentials,omitempty"`
-	KeyCheck    []byte                    `json:"key_check,omitempty"`
 }
 
 // expired follows Kafka's sweep rule: past its max timestamp or its expiry.

@@ -29,6 +29,7 @@ type Prom struct {
 	refused    *prometheus.CounterVec
 	upTokens   prometheus.Gauge
 	upTokenEvt *prometheus.CounterVec
+	tokensKey  *prometheus.GaugeVec
 }
 
 // NewProm registers the proxy's metrics, plus Go runtime and process
@@ -63,9 +64,12 @@ func NewProm() *Prom {
 			Help: "Client principals holding a broker delegation token (upstream.principal_mode client)."}),
 		upTokenEvt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_upstream_tokens_total",
 			Help: "Broker delegation tokens for client principals, by event: created, renewed, failed."}, []string{"event"}),
+		tokensKey: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scram_proxy_delegation_tokens",
+			Help: "Delegation tokens the proxy holds, by the id of the key that minted them (delegation_tokens.keys; " +
+				"\"(unlisted)\": keys no longer listed). Expired tokens count until the next expiry check."}, []string{"key_id"}),
 	}
 	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.refused, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
-		p.upTokens, p.upTokenEvt,
+		p.upTokens, p.upTokenEvt, p.tokensKey,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -122,6 +126,9 @@ func (p *Prom) LocalRequest(key int16, outcome string) {
 
 // Reload counts one credential source load.
 func (p *Prom) Reload(source, outcome string) { p.reloads.WithLabelValues(source, outcome).Inc() }
+
+// DelegationTokens sets the number of delegation tokens held for a key id.
+func (p *Prom) DelegationTokens(keyID string, n int) { p.tokensKey.WithLabelValues(keyID).Set(float64(n)) }
 
 // RecordSkipped counts one stored record that did not load (kind is one of
 // the state package's record kinds).

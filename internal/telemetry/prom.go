@@ -128,7 +128,9 @@ func (p *Prom) LocalRequest(key int16, outcome string) {
 func (p *Prom) Reload(source, outcome string) { p.reloads.WithLabelValues(source, outcome).Inc() }
 
 // DelegationTokens sets the number of delegation tokens held for a key id.
-func (p *Prom) DelegationTokens(keyID string, n int) { p.tokensKey.WithLabelValues(keyID).Set(float64(n)) }
+func (p *Prom) DelegationTokens(keyID string, n int) {
+	p.tokensKey.WithLabelValues(keyID).Set(float64(n))
+}
 
 // RecordSkipped counts one stored record that did not load (kind is one of
 // the state package's record kinds).

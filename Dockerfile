@@ -9,9 +9,13 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/scram-proxy ./cmd/scram-proxy
+# The state volume's mount point, owned by the proxy's user: a fresh Docker
+# volume takes the ownership of what the image has there.
+RUN mkdir -p /out/var/lib/scram-proxy
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/scram-proxy /usr/local/bin/scram-proxy
+COPY --from=build --chown=65532:65532 /out/var/lib/scram-proxy /var/lib/scram-proxy
 USER nonroot:nonroot
 # 9096: Kafka clients (SASL_SSL SCRAM). 9404: /metrics, /healthz, /readyz.
 EXPOSE 9096 9404

@@ -18,10 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/scram-proxy/scram-proxy/internal/config"
 )
@@ -226,48 +224,6 @@ func TestDockerfile(t *testing.T) {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Fatal("the binary is dynamically linked")
-		}
-	}
-}
-
-// TestDeployExamplesValidate: the configurations in deploy/ pass the
-// proxy's own validation.
-func TestDeployExamplesValidate(t *testing.T) {
-	k8s, err := os.ReadFile("../deploy/kubernetes/kafka-with-scram-proxy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(k8s)))
-	var embedded string
-	for {
-		var doc struct {
-			Kind string            `yaml:"kind"`
-			Data map[string]string `yaml:"data"`
-		}
-		if err := dec.Decode(&doc); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if doc.Kind == "ConfigMap" {
-			embedded = doc.Data["scram-proxy.yaml"]
-		}
-	}
-	if embedded == "" {
-		t.Fatal("no scram-proxy.yaml in the Kubernetes example")
-	}
-	k8sCfg := filepath.Join(t.TempDir(), "k8s.yaml")
-	if err := os.WriteFile(k8sCfg, []byte(embedded), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range []string{k8sCfg, "../deploy/compose/scram-proxy.yaml"} {
-		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-		config.RegisterFlags(fs)
-		if err := fs.Parse([]string{"--config", path}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := config.Load(fs, nil); err != nil {
-			t.Errorf("%s: %v", path, err)
 		}
 	}
 }

@@ -39,6 +39,7 @@ Usage:
   scram-proxy check-config --config FILE                  validate a configuration, print every problem
   scram-proxy demo [--listen ADDR] [--dir DIR]             run against an in-process demo cluster
   scram-proxy users hash|add|delete|list [...]            manage credentials files offline (passwords on stdin)
+  scram-proxy state copy --from STORE --to STORE [...]     copy users, tokens and secrets between state stores
 
 Run 'scram-proxy serve --help' for every configuration key.
 `
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = usersCommand(rest, stdin, stdout)
 	case "check-config":
 		err = checkConfigCommand(ctx, rest, stdout, stderr, environ)
+	case "state":
+		err = stateCommand(ctx, rest, stdout, stderr, environ)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK

@@ -1,0 +1,96 @@
+package statelog
+
+// The persistence interfaces the caches use: dtoken.TokenStore,
+// credstore.UserStore, and the named secrets.
+
+import (
+	"crypto/rand"
+	"encoding/json"
+
+	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+)
+
+// LoadTokens implements dtoken.TokenStore: the tokens held now (after
+// Restore, the topic's up to its end offset at start).
+func (l *Log) LoadTokens() ([]dtoken.Info, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]dtoken.Info, 0, len(l.tokens))
+	for _, i := range l.tokens {
+		out = append(out, i)
+	}
+	return out, nil
+}
+
+// PutToken implements dtoken.TokenStore: it returns once the token is in
+// the topic and this proxy's TokenSink has applied it. The record holds
+// dtoken.Info (stored SCRAM credentials, never the HMAC), sealed.
+func (l *Log) PutToken(i dtoken.Info) error {
+	v, err := json.Marshal(i)
+	if err != nil {
+		return err
+	}
+	return l.write(KindToken, i.ID, v)
+}
+
+// DeleteToken implements dtoken.TokenStore with a tombstone; deleting a
+// token that is not held is not an error.
+func (l *Log) DeleteToken(id string) error { return l.write(KindToken, id, nil) }
+
+// LoadUsers implements credstore.UserStore: the users held now.
+func (l *Log) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]map[sasl.Mechanism]sasl.Credential, len(l.users))
+	for u, creds := range l.users {
+		c := make(map[sasl.Mechanism]sasl.Credential, len(creds))
+		for m, cred := range creds {
+			c[m] = cred
+		}
+		out[u] = c
+	}
+	return out, nil
+}
+
+// PutUser implements credstore.UserStore: every credential of user,
+// sealed in Kafka's stored form (never a password); no credentials is a
+// tombstone. It returns once this proxy's UserSink has applied it.
+func (l *Log) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error {
+	if len(creds) == 0 {
+		return l.write(KindUser, user, nil)
+	}
+	v, err := encodeUser(user, creds)
+	if err != nil {
+		return err
+	}
+	return l.write(KindUser, user, v)
+}
+
+// Secret returns the 32-byte secret called name that the fleet shares
+// (the phantom-login key), creating it in the topic if no proxy has. Two
+// proxies that create it at the same moment may each keep their own until
+// they restart; from then on they hold the topic's (the last written).
+func (l *Log) Secret(name string) ([]byte, error) {
+	if s, ok := l.secret(name); ok {
+		return s, nil
+	}
+	s := make([]byte, secretSize)
+	if _, err := rand.Read(s); err != nil {
+		return nil, err
+	}
+	if err := l.write(KindSecret, name, s); err != nil {
+		return nil, err
+	}
+	if held, ok := l.secret(name); ok {
+		return held, nil
+	}
+	return s, nil
+}
+
+func (l *Log) secret(name string) ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.secrets[name]
+	return append([]byte(nil), s...), ok
+}

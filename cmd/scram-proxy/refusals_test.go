@@ -243,6 +243,20 @@ func validationRefusals() []refusal {
 			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k1", Secret: "s1", File: "/run/k1"}}
 		}, "delegation_tokens.keys[0]: ", "set exactly one of secret and file"),
 		c("tokens without state", func(c *config.Config) { c.State.Dir = "" }, "state.dir", "required when delegation tokens are enabled"),
+		c("state backend", func(c *config.Config) { c.State.Backend = "etcd" }, "state.backend", "must be local or kafka"),
+		c("kafka state with state.dir", func(c *config.Config) { c.State.Backend, c.State.Kafka.KeyFile = "kafka", "/keys" },
+			"state.dir", "not used with state.backend kafka"),
+		c("kafka state without keys", func(c *config.Config) { c.State.Backend, c.State.Dir = "kafka", "" },
+			"state.kafka.key_file", "required when state.backend is kafka"),
+		c("kafka state topic", func(c *config.Config) {
+			c.State.Backend, c.State.Dir, c.State.Kafka.KeyFile, c.State.Kafka.Topic = "kafka", "", "/keys", "state topic"
+		}, "state.kafka.topic", "a topic name holds only"),
+		c("kafka state replication factor", func(c *config.Config) {
+			c.State.Backend, c.State.Dir, c.State.Kafka.KeyFile, c.State.Kafka.ReplicationFactor = "kafka", "", "/keys", 40000
+		}, "state.kafka.replication_factor", "is outside 1..32767"),
+		c("kafka state min.insync.replicas", func(c *config.Config) {
+			c.State.Backend, c.State.Dir, c.State.Kafka.KeyFile, c.State.Kafka.MinInsyncReplicas = "kafka", "", "/keys", 4
+		}, "state.kafka.min_insync_replicas", "is outside 1..state.kafka.replication_factor (3)"),
 		c("super user", func(c *config.Config) { c.Authz.SuperUsers = []string{"admin"} }, "authorization.super_users", "is not Type:Name"),
 		c("log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level", "must be debug"),
 		c("log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format", "must be json or console"),

@@ -142,6 +142,10 @@ func (a *App) Summary() string {
 // openState opens state.dir (read-only for a check). A database a running
 // proxy holds cannot be inspected: a check says so and goes on without it.
 func (a *App) openState() error {
+	if a.cfg.State.Shared() {
+		// Wired in the next change; refused rather than silently local.
+		return errors.New("state.backend: kafka is not wired into the proxy yet")
+	}
 	dir := a.cfg.State.Dir
 	if dir == "" {
 		return nil

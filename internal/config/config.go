@@ -109,10 +109,38 @@ type Authz struct {
 	SuperUsers []string `mapstructure:"super_users"`
 }
 
-// State is where the proxy keeps what must survive a restart.
+// State is where the proxy keeps what must survive a restart: delegation
+// tokens, users written through the SCRAM admin API and the secret behind
+// phantom logins.
 type State struct {
-	Dir string `mapstructure:"dir"`
+	// Backend is local (an embedded database in Dir, one proxy's own) or
+	// kafka (a compacted topic on the upstream cluster, shared by every
+	// proxy that names it).
+	Backend string     `mapstructure:"backend"`
+	Dir     string     `mapstructure:"dir"`
+	Kafka   StateKafka `mapstructure:"kafka"`
 }
+
+// StateKafka is the state topic of state.backend kafka, reached with the
+// upstream.* connection settings (bootstrap servers, TLS, SASL).
+type StateKafka struct {
+	// Topic is created if missing with one partition,
+	// cleanup.policy=compact and these two settings; an existing topic
+	// must have them all.
+	Topic             string `mapstructure:"topic"`
+	ReplicationFactor int    `mapstructure:"replication_factor"`
+	MinInsyncReplicas int    `mapstructure:"min_insync_replicas"`
+	// KeyFile holds the AES-256 keys that seal every record, one
+	// "<id> <base64 key>" per line; the first seals, all open.
+	KeyFile string `mapstructure:"key_file"`
+}
+
+// Shared reports whether the state lives in the Kafka topic.
+func (s State) Shared() bool { return s.Backend == "kafka" }
+
+// Persistent reports whether tokens and admin-API users survive a restart:
+// a state.dir, or the Kafka topic.
+func (s State) Persistent() bool { return s.Dir != "" || s.Shared() }
 
 // Listener is the client-facing side.
 type Listener struct {
@@ -242,7 +270,8 @@ func Defaults() Config {
 			ExpiryCheckInterval: time.Hour,          // delegation.token.expiry.check.interval.ms
 			MaxPerOwner:         100,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		State: State{Backend: "local", Kafka: StateKafka{Topic: "__scram_proxy_state", ReplicationFactor: 3, MinInsyncReplicas: 2}},
+		Log:   Log{Level: "info", Format: "json"},
 	}
 }
 

@@ -71,8 +71,8 @@ func (c Config) Validate() error {
 		seen[m] = true
 	}
 
-	if c.Credentials.File == "" && c.Credentials.SecretsDir == "" && c.State.Dir == "" {
-		bad("credentials.file", "required (or credentials.secrets_dir, or state.dir for users managed through the admin API)")
+	if c.Credentials.File == "" && c.Credentials.SecretsDir == "" && !c.State.Persistent() {
+		bad("credentials.file", "required (or credentials.secrets_dir, or state.dir or state.backend kafka for users managed through the admin API)")
 	}
 	if len(c.Upstream.BootstrapServers) == 0 {
 		bad("upstream.bootstrap_servers", "at least one host:port is required")
@@ -241,9 +241,10 @@ func (c Config) Validate() error {
 			bad(key, "set exactly one of secret and file")
 		}
 	}
-	if c.Tokens.Enabled() && c.State.Dir == "" {
-		bad("state.dir", "required when delegation tokens are enabled (tokens persist there)")
+	if c.Tokens.Enabled() && !c.State.Persistent() {
+		bad("state.dir", "required when delegation tokens are enabled (tokens persist there), unless state.backend is kafka")
 	}
+	c.State.validate(bad)
 	for _, p := range c.Authz.SuperUsers {
 		if t, n, ok := strings.Cut(p, ":"); !ok || t == "" || n == "" {
 			bad("authorization.super_users", "%q is not Type:Name (e.g. User:admin)", p)
@@ -262,6 +263,54 @@ func (c Config) Validate() error {
 		bad("log.format", "must be json or console, not %q", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks state.backend and, for kafka, the state topic's keys.
+func (s State) validate(bad func(key, format string, args ...any)) {
+	switch s.Backend {
+	case "local":
+		return
+	case "kafka":
+	default:
+		bad("state.backend", "must be local or kafka, not %q", s.Backend)
+		return
+	}
+	k := s.Kafka
+	if s.Dir != "" {
+		bad("state.dir", "not used with state.backend kafka (the state lives in the topic): remove it")
+	}
+	if k.KeyFile == "" {
+		bad("state.kafka.key_file", "required when state.backend is kafka (the keys that seal every record)")
+	}
+	if err := checkTopicName(k.Topic); err != nil {
+		bad("state.kafka.topic", "%v", err)
+	}
+	if k.ReplicationFactor < 1 || k.ReplicationFactor > math.MaxInt16 {
+		bad("state.kafka.replication_factor", "%d is outside 1..%d", k.ReplicationFactor, math.MaxInt16)
+	}
+	if k.MinInsyncReplicas < 1 || k.MinInsyncReplicas > max(k.ReplicationFactor, 1) {
+		bad("state.kafka.min_insync_replicas", "%d is outside 1..state.kafka.replication_factor (%d)", k.MinInsyncReplicas, k.ReplicationFactor)
+	}
+}
+
+// checkTopicName applies Kafka's rules for a topic name (Topic.validate):
+// 1 to 249 letters, digits, '.', '_' or '-', and not "." or "..".
+func checkTopicName(t string) error {
+	switch {
+	case t == "":
+		return errors.New("required")
+	case t == "." || t == "..":
+		return fmt.Errorf("%q is not a valid topic name", t)
+	case len(t) > 249:
+		return fmt.Errorf("%d characters, Kafka allows 249", len(t))
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%q: a topic name holds only letters, digits, '.', '_' and '-'", t)
+		}
+	}
+	return nil
 }
 
 // parseConnOverrides parses listener.max_connections_per_ip_overrides:

@@ -68,6 +68,14 @@ func tokenLogin(t *testing.T, m *Manager, mech sasl.Mechanism, id string, hmacBy
 	a := sasl.NewAuthenticator(sasl.Options{Users: sasl.UserLookupFunc(func(context.Context, sasl.Mechanism, string) (sasl.Credential, error) {
 		return sasl.Credential{}, sasl.ErrUnknownCredential
 	}), Tokens: m})
+	return scramTokenLogin(a, mech, id, func(salt []byte, iters int) ([]byte, error) {
+		return sasl.SaltedPassword(mech, base64.StdEncoding.EncodeToString(hmacBytes), salt, iters)
+	})
+}
+
+// scramTokenLogin is the client side of a token login against a; salted
+// returns the salted password for the server's salt and iterations.
+func scramTokenLogin(a *sasl.Authenticator, mech sasl.Mechanism, id string, salted func(salt []byte, iters int) ([]byte, error)) error {
 	h := sha512.New
 	if mech == sasl.ScramSHA256 {
 		h = sha256.New
@@ -96,7 +104,7 @@ func tokenLogin(t *testing.T, m *Manager, mech sasl.Mechanism, id string, hmacBy
 		}
 	}
 	salt, _ := base64.StdEncoding.DecodeString(saltB64)
-	sp, err := sasl.SaltedPassword(mech, base64.StdEncoding.EncodeToString(hmacBytes), salt, iters)
+	sp, err := salted(salt, iters)
 	if err != nil {
 		return err
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"sync"
@@ -81,7 +83,24 @@ func (k Key) GoString() string { return k.String() }
 type tokenKey struct {
 	id     string
 	secret string
-	check  []byte // keyCheck(secret)
+	check  []byte    // keyCheck(secret)
+	macs   sync.Pool // of HMAC-SHA512 keyed with secret, reset between uses
+}
+
+// hmac is HMAC(k.secret, tokenID). A pooled keyed hash resets to its keyed
+// state instead of hashing the key again, which halves the work: this runs
+// once per token at start.
+func (k *tokenKey) hmac(tokenID string) []byte {
+	h, _ := k.macs.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha512.New, []byte(k.secret))
+	} else {
+		h.Reset()
+	}
+	io.WriteString(h, tokenID)
+	sum := h.Sum(nil)
+	k.macs.Put(h)
+	return sum
 }
 
 // DefaultMaxPerOwner is Options.MaxPerOwner's default.
@@ -101,11 +120,25 @@ type entry struct {
 	creds *credCache
 }
 
-// credCache holds a token's parsed (or derived) SCRAM credentials. Its own
-// lock keeps a derivation at first login off the manager's locks.
+// credCache holds a token's parsed (or derived) SCRAM credentials, one slot
+// per mechanism (credSlot). Its own lock keeps a derivation at first login
+// off the manager's locks.
 type credCache struct {
-	mu sync.Mutex
-	m  map[sasl.Mechanism]sasl.Credential
+	mu   sync.Mutex
+	have [2]bool
+	c    [2]sasl.Credential
+}
+
+// credSlot is mech's place in a credCache; false for a mechanism tokens
+// have no credential for.
+func credSlot(mech sasl.Mechanism) (int, bool) {
+	switch mech {
+	case sasl.ScramSHA256:
+		return 0, true
+	case sasl.ScramSHA512:
+		return 1, true
+	}
+	return 0, false
 }
 
 // Manager owns the token cache. It is safe for concurrent use.
@@ -135,7 +168,7 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	byID    map[string]*entry
-	byHMAC  map[string]string             // base64(hmac) → id
+	byHMAC  map[string]string             // string(hmac) → id
 	byOwner map[Principal]map[string]bool // owner → ids
 	perKey  map[string]int                // KeyTokens label → cached tokens
 }
@@ -213,6 +246,7 @@ func New(o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load delegation tokens: %w", err)
 	}
+	m.byID, m.byHMAC = make(map[string]*entry, len(infos)), make(map[string]string, len(infos))
 	for _, i := range infos {
 		m.ApplyToken(i)
 	}
@@ -293,7 +327,7 @@ func (m *Manager) ApplyToken(i Info) {
 	}
 	e := &entry{info: i, key: m.keyOf(i), creds: &credCache{}}
 	if e.key != nil {
-		e.hmac = HMAC(e.key.secret, i.ID)
+		e.hmac = e.key.hmac(i.ID)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -305,7 +339,7 @@ func (m *Manager) ApplyToken(i Info) {
 	}
 	m.byID[i.ID] = e
 	if e.hmac != nil {
-		m.byHMAC[base64.StdEncoding.EncodeToString(e.hmac)] = i.ID
+		m.byHMAC[string(e.hmac)] = i.ID
 	}
 	m.countLocked(e, 1)
 	ids := m.byOwner[i.Owner]
@@ -346,7 +380,7 @@ func (m *Manager) removeLocked(id string) {
 	}
 	delete(m.byID, id)
 	if e.hmac != nil {
-		delete(m.byHMAC, base64.StdEncoding.EncodeToString(e.hmac))
+		delete(m.byHMAC, string(e.hmac))
 	}
 	m.countLocked(e, -1)
 	delete(m.byOwner[e.info.Owner], id)
@@ -406,26 +440,31 @@ func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, err
 // token and process: a record from an older version). Safe for concurrent
 // use; the manager's locks are not held.
 func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
+	slot, ok := credSlot(mech)
+	if !ok {
+		return sasl.Credential{}, sasl.ErrUnknownCredential
+	}
 	e.creds.mu.Lock()
 	defer e.creds.mu.Unlock()
-	if c, ok := e.creds.m[mech]; ok {
-		return c, nil
+	if e.creds.have[slot] {
+		return e.creds.c[slot], nil
 	}
-	if e.creds.m == nil {
-		e.creds.m = map[sasl.Mechanism]sasl.Credential{}
-	}
-	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, e.key.check) {
-		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
-			e.creds.m[mech] = c
-			return c, nil
-		}
-	}
-	c, err := m.derive(e.hmac, mech)
+	c, err := m.parseOrDerive(e, mech)
 	if err != nil {
 		return sasl.Credential{}, err
 	}
-	e.creds.m[mech] = c
+	e.creds.c[slot], e.creds.have[slot] = c, true
 	return c, nil
+}
+
+// parseOrDerive is credential's work at a token's first login with mech.
+func (m *Manager) parseOrDerive(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
+	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, e.key.check) {
+		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
+			return c, nil
+		}
+	}
+	return m.derive(e.hmac, mech)
 }
 
 // kafkaSalt is ScramFormatter.secureRandomBytes: the UTF-8 bytes of a random
@@ -476,7 +515,7 @@ func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string)
 func (m *Manager) entryByHMAC(hmac []byte) *entry {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.byHMAC[base64.StdEncoding.EncodeToString(hmac)]
+	id, ok := m.byHMAC[string(hmac)]
 	if !ok {
 		return nil
 	}

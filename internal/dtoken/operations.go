@@ -103,7 +103,7 @@ func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Princ
 	info := Info{ID: id, Owner: owner, Requester: c.Principal, Renewers: append([]Principal(nil), renewers...),
 		Issue: now, Max: now.Add(life), KeyID: key.id, KeyCheck: key.check}
 	info.Expiry = minTime(info.Max, now.Add(m.o.ExpiryTime))
-	hmac := HMAC(key.secret, id)
+	hmac := key.hmac(id)
 	creds, err := m.deriveCredentials(hmac)
 	if err != nil {
 		return out, err

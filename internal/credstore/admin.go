@@ -76,19 +76,17 @@ type SelfApplying interface {
 // Admin describes and alters the admin API's users in a Store. Callers must
 // be super users. It is safe for concurrent use.
 //
-// Two locks, never nested: writeMu serializes Alter across its checks, its
-// store calls and its updates of the API layer; applyMu serializes
-// ApplyUser's copy-on-write of the API layer and is never held across a
-// store call. A store shared by several proxies calls ApplyUser from its
-// own goroutine, also while Alter waits in PutUser for the store to read
-// its write back.
+// writeMu serializes Alter across its checks, its store calls and its
+// updates of the API layer. ApplyUser never takes it (only the Store's
+// publishing lock, which is never held across a call to the UserStore): a
+// store shared by several proxies calls ApplyUser from its own goroutine,
+// also while Alter waits in PutUser for the store to read its write back.
 type Admin struct {
 	store        *Store
 	persist      UserStore
 	superUsers   map[string]bool
 	selfApplying bool
 	writeMu      sync.Mutex
-	applyMu      sync.Mutex
 }
 
 // NewAdmin loads the persisted API users into store's API layer.
@@ -119,19 +117,10 @@ func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, err
 // follows its store: Alter calls it after each write the store accepted,
 // and a store shared by several proxies calls it for every user record it
 // reads, its own writes included. Applying the same record again changes
-// nothing. It takes only its own lock, never Alter's, and copies the
-// layer (O(users)), publishing the copy atomically.
+// nothing. It takes only the Store's publishing lock, never Alter's, and
+// costs a copy of one shard of the layer (Store.ReplaceUser).
 func (a *Admin) ApplyUser(user string, creds map[sasl.Mechanism]sasl.Credential) {
-	a.applyMu.Lock()
-	defer a.applyMu.Unlock()
-	next := a.store.Snapshot(SourceAPI).Clone()
-	for _, m := range sasl.Mechanisms() {
-		next.Delete(m, user)
-	}
-	for m, c := range creds {
-		next.Put(m, user, c)
-	}
-	a.store.ReplaceSource(SourceAPI, next)
+	a.store.ReplaceUser(SourceAPI, user, creds)
 }
 
 // CredentialInfo is one credential as a describe shows it.

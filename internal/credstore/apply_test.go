@@ -3,6 +3,9 @@ package credstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -135,5 +138,61 @@ func TestApplyUser(t *testing.T) {
 	a.ApplyUser("nobody", map[sasl.Mechanism]sasl.Credential{})
 	if n := store.Users(); n != 0 {
 		t.Fatalf("%d users after deleting the only one", n)
+	}
+}
+
+// TestReplaceUserKeepsTheShapesOfAFullRecount: after any sequence of
+// one-user changes to the API layer, with some of the users also defined
+// (and so owned) by the file layer, lookups, ownership and the phantom
+// shape population are those of a store built from scratch from the same
+// layers.
+func TestReplaceUserKeepsTheShapesOfAFullRecount(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	shapes := []sasl.Credential{
+		cheapCred([]byte("0123456789abcdefghijklmnopqrstuv"), 4096),
+		cheapCred([]byte("short-salt"), 8192),
+		cheapCred(kafkaToolSalt(t), 4096),
+		cheapCred(kafkaToolSalt(t), 4000), // below MinIterations: not counted
+	}
+	file := NewSnapshot()
+	for i := range 20 {
+		file.Put(sasl.ScramSHA512, fmt.Sprintf("user%d", i*5), shapes[i%3]) // every 5th user is the file's
+	}
+	store := NewStore(file)
+	a, err := NewAdmin(store, NewMemUsers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 2000 {
+		user := fmt.Sprintf("user%d", rng.IntN(100))
+		creds := map[sasl.Mechanism]sasl.Credential{}
+		for _, m := range sasl.Mechanisms() {
+			if rng.IntN(3) > 0 {
+				creds[m] = shapes[rng.IntN(len(shapes))]
+			}
+		}
+		a.ApplyUser(user, creds)
+		if step%100 != 99 {
+			continue
+		}
+		fresh := NewStore(store.Snapshot(SourceFile))
+		fresh.ReplaceSource(SourceAPI, store.Snapshot(SourceAPI))
+		for _, m := range sasl.Mechanisms() {
+			if got, want := store.PhantomShapes(m), fresh.PhantomShapes(m); !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d, %s: shapes %v, a recount gives %v", step, m, got, want)
+			}
+		}
+		if got, want := store.AllUsers(), fresh.AllUsers(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: users %v, want %v", step, got, want)
+		}
+		for i := range 100 {
+			u := fmt.Sprintf("user%d", i)
+			if got, want := store.Credentials(u), fresh.Credentials(u); !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d: %s has %v, want %v", step, u, got, want)
+			}
+		}
+	}
+	if n := len(store.PhantomShapes(sasl.ScramSHA512)); n != 3 {
+		t.Fatalf("%d shapes counted, want the 3 at or above the minimum iterations", n)
 	}
 }

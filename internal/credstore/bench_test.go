@@ -84,3 +84,27 @@ func BenchmarkLogins100kUsers(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "logins/s")
 }
+
+// BenchmarkApplyUser: one user record applied to the admin API's layer
+// (what a shared state store does for every user record it reads) while
+// the layer holds n users.
+func BenchmarkApplyUser(b *testing.B) {
+	c, _ := sasl.DeriveCredential(sasl.ScramSHA512, "pw", []byte("benchmark-salt-012345678"), 4096)
+	for _, n := range []int{10, 100000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			persist := NewMemUsers()
+			for i := range n {
+				_ = persist.PutUser(fmt.Sprintf("user%06d", i), map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: c})
+			}
+			a, err := NewAdmin(NewStore(nil), persist, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a.ApplyUser(fmt.Sprintf("user%06d", i%n), map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: c})
+			}
+		})
+	}
+}

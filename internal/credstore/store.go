@@ -10,55 +10,71 @@ import (
 )
 
 // Snapshot is an immutable set of credentials, one per (mechanism, user),
-// once published to a Store.
+// once published to a Store. Users are spread over shards by a hash of
+// their name, so that a snapshot with one user changed (with) copies one
+// shard and shares the others: a change costs O(users/snapshotShards), not
+// O(users).
 type Snapshot struct {
-	byMech map[sasl.Mechanism]map[string]sasl.Credential
+	shards [snapshotShards]map[string]map[sasl.Mechanism]sasl.Credential // nil: empty
+}
+
+const snapshotShards = 256
+
+// shardOf is user's shard: FNV-1a of the name.
+func shardOf(user string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(user); i++ {
+		h ^= uint32(user[i])
+		h *= 16777619
+	}
+	return int(h % snapshotShards)
 }
 
 // NewSnapshot returns an empty snapshot to fill with Put before publishing.
-func NewSnapshot() *Snapshot {
-	return &Snapshot{byMech: map[sasl.Mechanism]map[string]sasl.Credential{}}
-}
+func NewSnapshot() *Snapshot { return &Snapshot{} }
 
 // Put adds a credential; only for snapshots not yet published to a Store.
 func (s *Snapshot) Put(m sasl.Mechanism, user string, c sasl.Credential) {
-	users := s.byMech[m]
-	if users == nil {
-		users = map[string]sasl.Credential{}
-		s.byMech[m] = users
+	i := shardOf(user)
+	if s.shards[i] == nil {
+		s.shards[i] = map[string]map[sasl.Mechanism]sasl.Credential{}
 	}
-	users[user] = c
+	creds := s.shards[i][user]
+	if creds == nil {
+		creds = map[sasl.Mechanism]sasl.Credential{}
+		s.shards[i][user] = creds
+	}
+	creds[m] = c
 }
 
 // Users counts distinct user names.
 func (s *Snapshot) Users() int {
-	seen := map[string]bool{}
-	s.each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
-	return len(seen)
+	n := 0
+	for _, shard := range s.shards {
+		n += len(shard)
+	}
+	return n
 }
 
 // Has reports whether user has any credential here.
 func (s *Snapshot) Has(user string) bool {
-	for _, users := range s.byMech {
-		if _, ok := users[user]; ok {
-			return true
-		}
-	}
-	return false
+	_, ok := s.shards[shardOf(user)][user]
+	return ok
 }
 
-// Get returns user's credentials by mechanism (nil if none).
+// Get returns a copy of user's credentials by mechanism (nil if none).
 func (s *Snapshot) Get(user string) map[sasl.Mechanism]sasl.Credential {
-	var out map[sasl.Mechanism]sasl.Credential
-	for m, users := range s.byMech {
-		if c, ok := users[user]; ok {
-			if out == nil {
-				out = map[sasl.Mechanism]sasl.Credential{}
-			}
-			out[m] = c
-		}
+	creds, ok := s.shards[shardOf(user)][user]
+	if !ok {
+		return nil
 	}
-	return out
+	return copyCreds(creds)
+}
+
+// lookup returns user's credential for m.
+func (s *Snapshot) lookup(m sasl.Mechanism, user string) (sasl.Credential, bool) {
+	c, ok := s.shards[shardOf(user)][user][m]
+	return c, ok
 }
 
 // Clone copies the snapshot for copy-on-write updates.
@@ -69,12 +85,42 @@ func (s *Snapshot) Clone() *Snapshot {
 }
 
 // Delete removes one (mechanism, user); only before publishing.
-func (s *Snapshot) Delete(m sasl.Mechanism, user string) { delete(s.byMech[m], user) }
+func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
+	i := shardOf(user)
+	creds, ok := s.shards[i][user]
+	if !ok {
+		return
+	}
+	delete(creds, m)
+	if len(creds) == 0 {
+		delete(s.shards[i], user)
+	}
+}
+
+// with returns a snapshot in which user has exactly creds (none: absent),
+// sharing every shard but user's with s. s is not modified.
+func (s *Snapshot) with(user string, creds map[sasl.Mechanism]sasl.Credential) *Snapshot {
+	next := *s
+	i := shardOf(user)
+	shard := make(map[string]map[sasl.Mechanism]sasl.Credential, len(s.shards[i])+1)
+	for u, c := range s.shards[i] {
+		shard[u] = c // credential maps are never modified once published
+	}
+	if len(creds) == 0 {
+		delete(shard, user)
+	} else {
+		shard[user] = copyCreds(creds)
+	}
+	next.shards[i] = shard
+	return &next
+}
 
 func (s *Snapshot) each(f func(string, sasl.Mechanism, sasl.Credential)) {
-	for m, users := range s.byMech {
-		for u, c := range users {
-			f(u, m, c)
+	for _, shard := range s.shards {
+		for u, creds := range shard {
+			for m, c := range creds {
+				f(u, m, c)
+			}
 		}
 	}
 }
@@ -100,10 +146,11 @@ func (s Source) String() string {
 type Store struct {
 	layers [numSources]atomic.Pointer[Snapshot]
 	// shapes is the challenge shapes of the users as lookups see them,
-	// per mechanism, recomputed on every publish (under mu, so that two
-	// publishes cannot store their populations out of order).
+	// per mechanism, ranked from counts on every publish (under mu, so
+	// that two publishes cannot store their populations out of order).
 	shapes atomic.Pointer[map[sasl.Mechanism][]sasl.ShapeCount]
 	mu     sync.Mutex
+	counts map[sasl.Mechanism]map[sasl.Shape]int // under mu
 }
 
 // NewStore returns a store whose file layer is snap (nil: empty).
@@ -115,7 +162,7 @@ func NewStore(snap *Snapshot) *Store {
 	if snap != nil {
 		s.layers[SourceFile].Store(snap)
 	}
-	s.shapes.Store(s.population())
+	s.recount()
 	return s
 }
 
@@ -124,48 +171,77 @@ func (s *Store) Replace(snap *Snapshot) { s.ReplaceSource(SourceFile, snap) }
 
 // ReplaceSource publishes snap for one source; lookups already under way
 // finish on the old one. snap must not be modified afterwards. The
-// population of challenge shapes is recomputed (O(users)).
+// population of challenge shapes is recounted (O(users)).
 func (s *Store) ReplaceSource(src Source, snap *Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.layers[src].Store(snap)
-	s.shapes.Store(s.population())
+	s.recount()
+}
+
+// ReplaceUser publishes src's snapshot with user's credentials replaced by
+// creds (none: user removed from src), in O(users/snapshotShards) plus the
+// user's change to the shape counts: what a store that changes one user at
+// a time needs.
+func (s *Store) ReplaceUser(src Source, user string, creds map[sasl.Mechanism]sasl.Credential) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.Credentials(user)
+	s.layers[src].Store(s.layers[src].Load().with(user, creds))
+	after := s.Credentials(user)
+	for m, c := range before {
+		sasl.CountShape(s.counts[m], c, -1)
+	}
+	for m, c := range after {
+		if s.counts[m] == nil {
+			s.counts[m] = map[sasl.Shape]int{}
+		}
+		sasl.CountShape(s.counts[m], c, 1)
+	}
+	s.publishShapes()
+}
+
+// recount counts the shapes of every credential a lookup can return (each
+// user's owning layer only) and publishes them. Called under mu.
+func (s *Store) recount() {
+	var snaps [numSources]*Snapshot
+	for i := range s.layers {
+		snaps[i] = s.layers[i].Load()
+	}
+	s.counts = map[sasl.Mechanism]map[sasl.Shape]int{}
+	for _, m := range sasl.Mechanisms() {
+		s.counts[m] = map[sasl.Shape]int{}
+	}
+	for i, snap := range snaps {
+		snap.each(func(u string, m sasl.Mechanism, c sasl.Credential) {
+			for j := range i {
+				if snaps[j].Has(u) {
+					return // a layer above owns u
+				}
+			}
+			if s.counts[m] == nil {
+				s.counts[m] = map[sasl.Shape]int{}
+			}
+			sasl.CountShape(s.counts[m], c, 1)
+		})
+	}
+	s.publishShapes()
+}
+
+// publishShapes ranks the counts into the population PhantomShapes serves.
+// Called under mu.
+func (s *Store) publishShapes() {
+	out := map[sasl.Mechanism][]sasl.ShapeCount{}
+	for _, m := range sasl.Mechanisms() {
+		out[m] = sasl.RankShapes(s.counts[m])
+	}
+	s.shapes.Store(&out)
 }
 
 // PhantomShapes implements sasl.ShapeSource: the challenge shapes of the
 // credentials logins can use (each user's owning layer only), so that an
 // unknown user's phantom challenge is drawn from the same mix.
 func (s *Store) PhantomShapes(m sasl.Mechanism) []sasl.ShapeCount { return (*s.shapes.Load())[m] }
-
-// population counts the shapes of every credential a lookup can return.
-func (s *Store) population() *map[sasl.Mechanism][]sasl.ShapeCount {
-	var snaps [numSources]*Snapshot
-	for i := range s.layers {
-		snaps[i] = s.layers[i].Load()
-	}
-	// owned reports whether a layer above i defines u.
-	owned := func(i int, u string) bool {
-		for j := range i {
-			if snaps[j].Has(u) {
-				return true
-			}
-		}
-		return false
-	}
-	out := map[sasl.Mechanism][]sasl.ShapeCount{}
-	for _, m := range sasl.Mechanisms() {
-		out[m] = sasl.Population(func(yield func(sasl.Credential) bool) {
-			for i, snap := range snaps {
-				for u, c := range snap.byMech[m] {
-					if !owned(i, u) && !yield(c) {
-						return
-					}
-				}
-			}
-		})
-	}
-	return &out
-}
 
 // Snapshot returns a source's current snapshot (read-only).
 func (s *Store) Snapshot(src Source) *Snapshot { return s.layers[src].Load() }
@@ -181,7 +257,7 @@ func (s *Store) LookupUser(_ context.Context, m sasl.Mechanism, user string) (sa
 	if !ok {
 		return sasl.Credential{}, sasl.ErrUnknownCredential
 	}
-	if c, ok := snap.byMech[m][user]; ok {
+	if c, ok := snap.lookup(m, user); ok {
 		return c, nil
 	}
 	return sasl.Credential{}, sasl.ErrUnknownCredential

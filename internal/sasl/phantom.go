@@ -89,10 +89,28 @@ type ShapeSource interface {
 func Population(creds iter.Seq[Credential]) []ShapeCount {
 	counts := map[Shape]int{}
 	for c := range creds {
-		if c.Iterations >= MinIterations && len(c.Salt) > 0 {
-			counts[ShapeOf(c)]++
-		}
+		CountShape(counts, c, 1)
 	}
+	return RankShapes(counts)
+}
+
+// CountShape adds delta to the count of c's shape in counts, for a
+// credential Population counts (one whose shape can be shown), and drops a
+// shape whose count reaches 0. A store that changes one user at a time
+// keeps its counts current with it instead of recounting every user.
+func CountShape(counts map[Shape]int, c Credential, delta int) {
+	if c.Iterations < MinIterations || len(c.Salt) == 0 {
+		return
+	}
+	s := ShapeOf(c)
+	if counts[s] += delta; counts[s] <= 0 {
+		delete(counts, s)
+	}
+}
+
+// RankShapes is Population's answer for shape counts: ordered by count,
+// highest first, then by String, at most MaxPhantomShapes entries.
+func RankShapes(counts map[Shape]int) []ShapeCount {
 	out := make([]ShapeCount, 0, len(counts))
 	for s, n := range counts {
 		out = append(out, ShapeCount{Shape: s, Count: n})

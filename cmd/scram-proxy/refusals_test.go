@@ -257,6 +257,15 @@ func validationRefusals() []refusal {
 		c("kafka state min.insync.replicas", func(c *config.Config) {
 			c.State.Backend, c.State.Dir, c.State.Kafka.KeyFile, c.State.Kafka.MinInsyncReplicas = "kafka", "", "/keys", 4
 		}, "state.kafka.min_insync_replicas", "is outside 1..state.kafka.replication_factor (3)"),
+		c("token store", func(c *config.Config) { c.Tokens.Store = "kafka" }, "delegation_tokens.store", "must be proxy or broker"),
+		c("broker token store without a key", func(c *config.Config) { c.Tokens.Store, c.Tokens.MasterKeyFile = "broker", "" },
+			"delegation_tokens", "a key is required when delegation_tokens.store is broker"),
+		c("broker token store without upstream sasl", func(c *config.Config) { c.Tokens.Store, c.Upstream.SASL = "broker", config.UpstreamSASL{} },
+			"upstream.sasl.mechanism", "required when delegation_tokens.store is broker"),
+		c("broker token store with two keys", func(c *config.Config) {
+			c.Tokens.Store, c.Tokens.MasterKeyFile = "broker", ""
+			c.Tokens.Keys = []config.TokenKey{{ID: "a", Secret: "x"}, {ID: "b", Secret: "y"}}
+		}, "delegation_tokens.keys", "at most one key when delegation_tokens.store is broker"),
 		c("super user", func(c *config.Config) { c.Authz.SuperUsers = []string{"admin"} }, "authorization.super_users", "is not Type:Name"),
 		c("log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level", "must be debug"),
 		c("log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format", "must be json or console"),

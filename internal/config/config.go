@@ -82,6 +82,13 @@ type Tokens struct {
 	// it minted. The single-key settings above are the one-key list
 	// {id: default}.
 	Keys []TokenKey `mapstructure:"keys"`
+	// Store is where tokens live: "proxy" (this proxy's state.dir) or
+	// "broker" (the brokers' metadata log: the token APIs are performed
+	// there with upstream.sasl on the caller's behalf, and token logins
+	// are checked against what the brokers describe, so every proxy in
+	// front of the cluster accepts every token). With broker the key is
+	// the brokers' delegation.token.secret.key.
+	Store string `mapstructure:"store"`
 }
 
 // TokenKey is one delegation_tokens.keys entry: an id, recorded in every
@@ -96,6 +103,9 @@ type TokenKey struct {
 // DefaultTokenKeyID is the id of the key the single-key settings
 // (master_key, secret_key, master_key_file) name.
 const DefaultTokenKeyID = "default"
+
+// BrokerStore reports whether tokens live at the brokers.
+func (t Tokens) BrokerStore() bool { return t.Store == "broker" }
 
 // Enabled reports whether any key source is set.
 func (t Tokens) Enabled() bool {
@@ -269,6 +279,7 @@ func Defaults() Config {
 			ExpiryTime:          24 * time.Hour,     // delegation.token.expiry.time.ms
 			ExpiryCheckInterval: time.Hour,          // delegation.token.expiry.check.interval.ms
 			MaxPerOwner:         100,
+			Store:               "proxy",
 		},
 		State: State{Backend: "local", Kafka: StateKafka{Topic: "__scram_proxy_state", ReplicationFactor: 3, MinInsyncReplicas: 2}},
 		Log:   Log{Level: "info", Format: "json"},

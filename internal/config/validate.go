@@ -241,8 +241,23 @@ func (c Config) Validate() error {
 			bad(key, "set exactly one of secret and file")
 		}
 	}
-	if c.Tokens.Enabled() && !c.State.Persistent() {
-		bad("state.dir", "required when delegation tokens are enabled (tokens persist there), unless state.backend is kafka")
+	switch c.Tokens.Store {
+	case "proxy":
+		if c.Tokens.Enabled() && !c.State.Persistent() {
+			bad("state.dir", "required when delegation tokens are enabled (tokens persist there), unless state.backend is kafka")
+		}
+	case "broker":
+		if !c.Tokens.Enabled() {
+			bad("delegation_tokens", "a key is required when delegation_tokens.store is broker: the brokers' delegation.token.secret.key (master_key, secret_key, master_key_file or keys)")
+		}
+		if len(c.Tokens.Keys) > 1 {
+			bad("delegation_tokens.keys", "at most one key when delegation_tokens.store is broker: the brokers have one delegation.token.secret.key")
+		}
+		if c.Upstream.SASL.Mechanism == "" {
+			bad("upstream.sasl.mechanism", "required when delegation_tokens.store is broker: the proxy manages and describes the brokers' tokens with it")
+		}
+	default:
+		bad("delegation_tokens.store", "must be proxy or broker, not %q", c.Tokens.Store)
 	}
 	c.State.validate(bad)
 	for _, p := range c.Authz.SuperUsers {

@@ -30,6 +30,8 @@ type Prom struct {
 	upTokens   prometheus.Gauge
 	upTokenEvt *prometheus.CounterVec
 	tokensKey  *prometheus.GaugeVec
+	brTokens   prometheus.Gauge
+	brDescribe *prometheus.CounterVec
 }
 
 // NewProm registers the proxy's metrics, plus Go runtime and process
@@ -67,9 +69,13 @@ func NewProm() *Prom {
 		tokensKey: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scram_proxy_delegation_tokens",
 			Help: "Delegation tokens the proxy holds, by the id of the key that minted them (delegation_tokens.keys; " +
 				"\"(unlisted)\": keys no longer listed). Expired tokens count until the next expiry check."}, []string{"key_id"}),
+		brTokens: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scram_proxy_broker_tokens",
+			Help: "Delegation tokens in the brokers' last description (delegation_tokens.store broker)."}),
+		brDescribe: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_broker_token_describes_total",
+			Help: "DescribeDelegationToken requests the proxy sent to refresh its view of the brokers' tokens, by outcome: ok, error."}, []string{"outcome"}),
 	}
 	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.refused, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
-		p.upTokens, p.upTokenEvt, p.tokensKey,
+		p.upTokens, p.upTokenEvt, p.tokensKey, p.brTokens, p.brDescribe,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -97,6 +103,16 @@ func (p *Prom) UpstreamTokensHeld(n int) { p.upTokens.Set(float64(n)) }
 
 // UpstreamToken implements upstream.TokenMetrics.
 func (p *Prom) UpstreamToken(event string) { p.upTokenEvt.WithLabelValues(event).Inc() }
+
+// BrokerTokensDescribed implements upstream.BrokerTokenMetrics.
+func (p *Prom) BrokerTokensDescribed(tokens int, err error) {
+	if err != nil {
+		p.brDescribe.WithLabelValues("error").Inc()
+		return
+	}
+	p.brDescribe.WithLabelValues("ok").Inc()
+	p.brTokens.Set(float64(tokens))
+}
 
 // Login implements proxy.Metrics.
 func (p *Prom) Login(m, outcome string) { p.logins.WithLabelValues(m, outcome).Inc() }

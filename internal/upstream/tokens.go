@@ -299,14 +299,7 @@ func (t *Tokens) expire(ctx context.Context, tok *brokerToken) error {
 
 // roundTrip sends one request on a new connection as the proxy's identity.
 func (t *Tokens) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := dialBound(ctx, t.o.Dial)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return roundTrip(conn, 1, req)
+	return roundTripAsProxy(ctx, t.o.Dial, req)
 }
 
 // checkPrincipal owns the token Check creates and expires at once.

@@ -51,12 +51,15 @@ type App struct {
 	users    *credstore.Store
 	reloader *credstore.Reloader
 	tokens   *dtoken.Manager
-	dialer   *upstream.Dialer
-	dir      *upstream.Directory
-	routes   *upstream.Routes
-	probe    *upstream.VersionProbe
-	watchers []*tlsutil.Watcher // rebuilt every credentials.reload_interval
-	srv      *proxy.Server
+	// brokerTokens is the brokers' token store (delegation_tokens.store:
+	// broker); nil with store proxy.
+	brokerTokens *upstream.BrokerTokens
+	dialer       *upstream.Dialer
+	dir          *upstream.Directory
+	routes       *upstream.Routes
+	probe        *upstream.VersionProbe
+	watchers     []*tlsutil.Watcher // rebuilt every credentials.reload_interval
+	srv          *proxy.Server
 
 	ln     net.Listener // the client listener
 	health []httpServer // metrics and health; profiling
@@ -92,9 +95,9 @@ func Build(cfg config.Config, o Options) (*App, error) {
 	fail(err)
 	fail(a.openState())
 	fail(a.loadUsers())
+	fail(a.buildUpstream(res))
 	auth, local, err := a.buildAuth(res.TokenKeys)
 	fail(err)
-	fail(a.buildUpstream(res))
 	listenerTLS, err := a.buildListenerTLS()
 	fail(err)
 	if len(errs) == 0 {
@@ -204,7 +207,9 @@ func (a *App) loadUsers() error {
 // buildAuth builds the SCRAM authenticator over the credential layers and
 // the token manager, and the APIs the proxy answers itself (delegation
 // tokens, SCRAM admin). With no token key the manager is disabled and the
-// token APIs answer 61, as a Kafka broker without a key does.
+// token APIs answer 61, as a Kafka broker without a key does. With
+// delegation_tokens.store broker the brokers' tokens serve both instead
+// (the manager stays disabled).
 func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticator, proxy.LocalAPIs, error) {
 	var errs []error
 	var userStore credstore.UserStore = credstore.NewMemUsers()
@@ -224,7 +229,7 @@ func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticato
 	}
 	t := a.cfg.Tokens
 	o := dtoken.Options{SuperUsers: a.cfg.Authz.SuperUsers}
-	if len(tokenKeys) > 0 {
+	if len(tokenKeys) > 0 && !t.BrokerStore() {
 		o = dtoken.Options{MaxLifetime: t.MaxLifetime, ExpiryTime: t.ExpiryTime, CheckInterval: t.ExpiryCheckInterval,
 			MaxPerOwner: t.MaxPerOwner, SuperUsers: a.cfg.Authz.SuperUsers, KeyTokens: a.metrics.DelegationTokens}
 		for _, k := range tokenKeys {
@@ -245,9 +250,15 @@ func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticato
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	auth := sasl.NewAuthenticator(sasl.Options{Users: a.users, Tokens: a.tokens, RejectExpiredTokens: true,
+	var tokens sasl.TokenLookup = a.tokens
+	local := localapi.New(a.tokens, admin)
+	if a.brokerTokens != nil {
+		tokens = a.brokerTokens
+		local = local.WithBrokerTokens(a.brokerTokens, a.cfg.Authz.SuperUsers)
+	}
+	auth := sasl.NewAuthenticator(sasl.Options{Users: a.users, Tokens: tokens, RejectExpiredTokens: true,
 		PhantomKey: phantomKey})
-	return auth, localapi.New(a.tokens, admin), nil
+	return auth, local, nil
 }
 
 // buildListenerTLS loads the listener's certificate, key and client CA;

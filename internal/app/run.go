@@ -71,6 +71,9 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 	if sec := a.dialer.Security; sec != nil && sec.Tokens != nil {
 		goBG(func() { a.checkPrincipalTokens(bg, sec.Tokens) })
 	}
+	if a.brokerTokens != nil {
+		goBG(func() { a.checkBrokerTokens(bg) })
+	}
 	if a.tokens.Enabled() {
 		a.log.Info("delegation tokens enabled", zap.String("state_dir", a.cfg.State.Dir), zap.Int("tokens", a.tokens.Len()))
 	}

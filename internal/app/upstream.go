@@ -40,6 +40,14 @@ func (a *App) buildUpstream(res config.Resolved) error {
 	if a.dialer.Security, err = a.upstreamSecurity(res); err != nil {
 		return err
 	}
+	if a.cfg.Tokens.BrokerStore() {
+		// Validation requires upstream.sasl and a key with the broker store.
+		a.brokerTokens = upstream.NewBrokerTokens(upstream.BrokerTokensOptions{Dial: a.dialer,
+			Self: u.SASL.Username, SecretKey: res.TokenKey, Mechanism: tokenMechanism(u.SASL.Mechanism), Logger: a.log, Metrics: a.metrics})
+		if sec := a.dialer.Security; sec != nil && sec.Tokens != nil {
+			sec.LoginTokens = a.brokerTokens
+		}
+	}
 	a.probe = upstream.NewVersionProbe(a.dialer, 0, nil)
 	return nil
 }
@@ -75,7 +83,7 @@ func (a *App) warnSharedIdentity() {
 
 // admit is the proxy's login admission: in upstream.principal_mode client,
 // a principal the brokers refuse a delegation token for cannot log in.
-func (a *App) admit() func(context.Context, string) error {
+func (a *App) admit() func(ctx context.Context, principal, tokenID string) error {
 	if a.dialer.Security == nil || a.dialer.Security.Tokens == nil {
 		return nil
 	}
@@ -109,6 +117,44 @@ func (a *App) checkPrincipalTokens(ctx context.Context, t *upstream.Tokens) {
 	}
 }
 
+// tokenMechanism is the SCRAM mechanism of the proxy's upstream token
+// logins: upstream.sasl's, or SCRAM-SHA-512 when that is PLAIN.
+func tokenMechanism(upstreamMechanism string) string {
+	if upstreamMechanism == "PLAIN" {
+		return "SCRAM-SHA-512"
+	}
+	return upstreamMechanism
+}
+
+// checkBrokerTokens describes the brokers' tokens once at start, retrying
+// while the brokers are unreachable, so that a broker without
+// delegation.token.secret.key, or a proxy identity the brokers refuse, is
+// named at start rather than at the first token login.
+func (a *App) checkBrokerTokens(ctx context.Context) {
+	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
+		toks, err := a.brokerTokens.Tokens(ctx)
+		var be *upstream.BrokerTokensError
+		switch {
+		case err == nil:
+			a.log.Info("delegation_tokens.store broker: delegation tokens are the brokers'", zap.Int("tokens", len(toks)))
+			return
+		case errors.As(err, &be):
+			a.log.Error("delegation_tokens.store is broker but the brokers refuse the proxy's DescribeDelegationToken; token logins and the token APIs will fail "+
+				"(DELEGATION_TOKEN_AUTH_DISABLED: set delegation.token.secret.key on every broker)", zap.Error(err))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("delegation_tokens.store broker: could not yet describe the brokers' tokens; retrying", zap.Error(err))
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // upstreamSecurity turns upstream.tls, upstream.sasl and upstream.identities
 // into the dialer's security; nil for plaintext without SASL. Passwords were
 // read from their files by config.Resolve, once, at start-up.
@@ -119,12 +165,8 @@ func (a *App) upstreamSecurity(res config.Resolved) (*upstream.Security, error) 
 		sec.Default = &upstream.Identity{Mechanism: u.SASL.Mechanism, Username: u.SASL.Username, Password: res.UpstreamPassword}
 	}
 	if u.PrincipalMode == "client" {
-		mech := u.SASL.Mechanism
-		if mech == "PLAIN" {
-			mech = "SCRAM-SHA-512" // token logins are SCRAM
-		}
 		sec.Tokens = upstream.NewTokens(upstream.TokensOptions{Dial: a.dialer, Requester: u.SASL.Username,
-			Mechanism: mech, Logger: a.log, Metrics: a.metrics})
+			Mechanism: tokenMechanism(u.SASL.Mechanism), Logger: a.log, Metrics: a.metrics})
 	}
 	for i, m := range u.Identities {
 		sec.Mappings = append(sec.Mappings, upstream.Mapping{Principals: m.Principals,

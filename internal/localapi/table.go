@@ -17,6 +17,7 @@ import (
 type APIs struct {
 	tokens *dtoken.Manager
 	admin  *credstore.Admin
+	broker *brokerTokens // delegation_tokens.store broker: answers the token APIs; nil: tokens does
 }
 
 // New returns the local APIs over tokens and admin, both required.
@@ -74,10 +75,16 @@ func (*APIs) Ranges() []rewrite.Range {
 // the connection logged in with a delegation token. Kafka error codes
 // travel in the response; an error is an internal failure (storage), after
 // which the request cannot be answered.
-func (a *APIs) Handle(_ context.Context, principal string, tokenAuth bool, req kmsg.Request) (kmsg.Response, error) {
+func (a *APIs) Handle(ctx context.Context, principal string, tokenAuth bool, req kmsg.Request) (kmsg.Response, error) {
+	c := caller{principal: principal, tokenAuth: tokenAuth}
+	if a.broker != nil {
+		if resp, ok, err := a.broker.handle(ctx, c, req); ok {
+			return resp, err
+		}
+	}
 	for _, t := range table {
 		if t.key == req.Key() {
-			return t.handle(a, caller{principal: principal, tokenAuth: tokenAuth}, req)
+			return t.handle(a, c, req)
 		}
 	}
 	return nil, fmt.Errorf("localapi: no handler for %s", kmsg.NameForKey(req.Key()))

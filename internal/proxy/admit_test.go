@@ -17,7 +17,7 @@ func TestAdmitRefusesTheLogin(t *testing.T) {
 	var asked atomic.Int64
 	refuse := atomic.Bool{}
 	e := newEnv(t, func(o *Options) {
-		o.Admit = func(_ context.Context, principal string) error {
+		o.Admit = func(_ context.Context, principal, _ string) error {
 			asked.Add(1)
 			if principal != "User:"+testUser {
 				t.Errorf("Admit asked about %q", principal)

@@ -75,7 +75,11 @@ func (s *session) upstream(ctx context.Context) (net.Conn, closeReason) {
 		return s.up, ""
 	}
 	o := &s.srv.opts
-	up, err := o.Upstream.Dial(ctx, s.principal, s.node)
+	var tokenID string
+	if s.result.TokenAuthenticated {
+		tokenID = s.result.Username
+	}
+	up, err := o.Upstream.DialClient(ctx, s.principal, tokenID, s.node)
 	if err != nil {
 		o.Metrics.UpstreamDialFailed()
 		s.log.Warn("upstream dial failed", zap.Int32("node", s.node), zap.Error(err))

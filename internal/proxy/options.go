@@ -17,10 +17,11 @@ import (
 
 // UpstreamDialer opens the upstream connection of one authenticated client
 // session: to broker node, or to any bootstrap broker when node is -1.
-// principal is "User:<name>", for identity mapping. Implementations must be
-// safe for concurrent use and must honour ctx.
+// principal is "User:<name>", for identity mapping; tokenID is the
+// delegation token the client logged in with ("" for a password login).
+// Implementations must be safe for concurrent use and must honour ctx.
 type UpstreamDialer interface {
-	Dial(ctx context.Context, principal string, node int32) (net.Conn, error)
+	DialClient(ctx context.Context, principal, tokenID string, node int32) (net.Conn, error)
 }
 
 // LocalAPIs answers the APIs the proxy implements itself on authenticated
@@ -93,10 +94,11 @@ type Options struct {
 	// Local answers the APIs the proxy implements itself; nil: none.
 	Local LocalAPIs
 	// Admit, when set, is asked whether a principal whose first login
-	// just succeeded may use the proxy (upstream.principal_mode client:
-	// whether the brokers grant it a token). An error fails the login with
+	// just succeeded (with delegation token tokenID, or "" for a password)
+	// may use the proxy (upstream.principal_mode client: whether the
+	// brokers grant it a token). An error fails the login with
 	// SASL_AUTHENTICATION_FAILED and the error's text as the message.
-	Admit func(ctx context.Context, principal string) error
+	Admit func(ctx context.Context, principal, tokenID string) error
 	// ListenerName labels logs and metrics; "" means "default".
 	ListenerName string
 

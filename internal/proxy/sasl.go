@@ -196,7 +196,12 @@ func (s *session) admit() error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, o.AuthTimeout)
 	defer cancel()
-	return o.Admit(ctx, "User:"+s.conv.Result().Principal)
+	res := s.conv.Result()
+	var tokenID string
+	if res.TokenAuthenticated {
+		tokenID = res.Username
+	}
+	return o.Admit(ctx, "User:"+res.Principal, tokenID)
 }
 
 // refused ends a login whose credentials were right but whose principal

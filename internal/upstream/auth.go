@@ -62,6 +62,17 @@ type Security struct {
 	// Tokens, when set (upstream.principal_mode: client), logs each client
 	// principal no mapping matches in with its own broker delegation token.
 	Tokens *Tokens
+	// LoginTokens, when set (with Tokens, and delegation_tokens.store:
+	// broker), forwards a client that logged in with a broker token with
+	// that same token.
+	LoginTokens *BrokerTokens
+}
+
+// login is who an upstream connection is for: a client principal ("" is
+// the proxy itself) and the broker token it logged in with, if any.
+type login struct {
+	principal string
+	tokenID   string
 }
 
 // mapped returns the identity of the first mapping matching principal.
@@ -76,11 +87,17 @@ func (s *Security) mapped(principal string) *Identity {
 	return nil
 }
 
-// identityFor picks the upstream identity for a client principal ("" is
-// the proxy itself): a mapping's, the principal's own token, or Default.
-func (s *Security) identityFor(ctx context.Context, principal string) (*Identity, error) {
+// identityFor picks the upstream identity for a client login: a mapping's,
+// the broker token the client logged in with, the principal's own token, or
+// Default (also for the proxy itself, principal "").
+func (s *Security) identityFor(ctx context.Context, who login) (*Identity, error) {
+	principal := who.principal
 	if id := s.mapped(principal); id != nil {
 		return id, nil
+	}
+	if s.forwardsLoginToken(who) {
+		id := s.LoginTokens.LoginIdentity(who.tokenID)
+		return &id, nil
 	}
 	if s.Tokens != nil && principal != "" {
 		id, err := s.Tokens.Identity(ctx, principal)
@@ -97,9 +114,15 @@ func (s *Security) usesToken(principal string) bool {
 	return s != nil && s.Tokens != nil && principal != "" && s.mapped(principal) == nil
 }
 
+// forwardsLoginToken tells whether who logs in upstream with the broker
+// token it logged in with at the proxy.
+func (s *Security) forwardsLoginToken(who login) bool {
+	return s != nil && s.Tokens != nil && s.LoginTokens != nil && who.tokenID != "" && who.principal != ""
+}
+
 // secure wraps conn in TLS and authenticates it as principal's identity,
 // returning the upstream session lifetime (0: none).
-func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal string) (net.Conn, time.Duration, error) {
+func (s *Security) secure(ctx context.Context, conn net.Conn, addr string, who login) (net.Conn, time.Duration, error) {
 	if s == nil {
 		return conn, 0, nil
 	}
@@ -121,7 +144,7 @@ func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal st
 			conn = tc
 		}
 	}
-	id, err := s.identityFor(ctx, principal)
+	id, err := s.identityFor(ctx, who)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -130,10 +153,11 @@ func (s *Security) secure(ctx context.Context, conn net.Conn, addr, principal st
 	}
 	life, err := authenticate(ctx, conn, addr, *id)
 	if err != nil {
-		return nil, 0, &authError{id: *id, err: err}
+		return nil, 0, &authError{id: *id, err: err, loginToken: s.forwardsLoginToken(who)}
 	}
 	if life > 0 {
-		sc := &SessionConn{Conn: conn, addr: addr, id: *id, principal: principal, sec: s}
+		sc := &SessionConn{Conn: conn, addr: addr, id: *id, principal: who.principal, sec: s,
+			loginToken: s.forwardsLoginToken(who)}
 		sc.schedule(life)
 		return sc, life, nil
 	}
@@ -149,8 +173,11 @@ type SessionConn struct {
 	id        Identity
 	principal string
 	sec       *Security
-	reauth    time.Time
-	expires   time.Time
+	// loginToken: id is the broker token the client logged in with, kept
+	// for the connection's life (not the principal's own token).
+	loginToken bool
+	reauth     time.Time
+	expires    time.Time
 }
 
 // schedule re-authenticates at 85% of the lifetime, as the Java client
@@ -165,15 +192,17 @@ func (c *SessionConn) schedule(life time.Duration) {
 func (c *SessionConn) ReauthAt() time.Time { return c.reauth }
 
 // Reauthenticate runs SaslHandshake and SaslAuthenticate again with the
-// same identity, or for a principal's token login with the principal's
-// current token (renewed or replaced meanwhile). No other request may be in
-// flight on the connection.
+// same identity (the client's own broker token included: once it is
+// expired the brokers refuse it and the connection ends), or for a
+// principal's token login with the principal's current token (renewed or
+// replaced meanwhile). No other request may be in flight on the connection.
 func (c *SessionConn) Reauthenticate(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.Conn.SetDeadline(dl)
 		defer func() { _ = c.Conn.SetDeadline(time.Time{}) }()
 	}
-	if c.id.Token {
+	perPrincipal := c.id.Token && !c.loginToken
+	if perPrincipal {
 		id, err := c.sec.Tokens.Identity(ctx, c.principal)
 		if err != nil {
 			return fmt.Errorf("upstream re-authentication of %s: %w", c.principal, err)
@@ -182,7 +211,7 @@ func (c *SessionConn) Reauthenticate(ctx context.Context) error {
 	}
 	life, err := authenticate(ctx, c.Conn, c.addr, c.id)
 	if err != nil {
-		if c.id.Token {
+		if perPrincipal {
 			c.sec.Tokens.Forget(c.principal, c.id.Username)
 		}
 		return fmt.Errorf("upstream re-authentication as %s: %w", c.id.Username, err)
@@ -196,8 +225,9 @@ func (c *SessionConn) Reauthenticate(ctx context.Context) error {
 
 // authError is a failed upstream SASL login as id.
 type authError struct {
-	id  Identity
-	err error
+	id         Identity
+	err        error
+	loginToken bool // id is the client's own broker token
 }
 
 func (e *authError) Error() string {

@@ -40,16 +40,28 @@ func NewDialer(addrs []string, timeout time.Duration) (*Dialer, error) {
 // bootstrap server, then secures the connection (TLS, and SASL as the
 // identity mapped to principal; "" is the proxy's own probes).
 func (d *Dialer) Dial(ctx context.Context, principal string, node int32) (net.Conn, error) {
+	return d.dial(ctx, login{principal: principal}, node)
+}
+
+// DialClient is Dial for a client session: tokenID is the delegation token
+// the client logged in with ("" for a password login), which the
+// connection logs in with upstream when it is a broker token
+// (upstream.principal_mode client with delegation_tokens.store broker).
+func (d *Dialer) DialClient(ctx context.Context, principal, tokenID string, node int32) (net.Conn, error) {
+	return d.dial(ctx, login{principal: principal, tokenID: tokenID}, node)
+}
+
+func (d *Dialer) dial(ctx context.Context, who login, node int32) (net.Conn, error) {
 	if node >= 0 && d.Dir != nil && !d.Local {
 		addr, ok := d.Dir.Addr(node)
 		if !ok {
 			return nil, fmt.Errorf("dial upstream: node %d is not known (yet)", node)
 		}
-		return d.secured(ctx, addr, principal)
+		return d.secured(ctx, addr, who)
 	}
 	var errs []error
 	for _, addr := range d.addrs {
-		c, err := d.secured(ctx, addr, principal)
+		c, err := d.secured(ctx, addr, who)
 		if err == nil {
 			return c, nil
 		}
@@ -78,8 +90,8 @@ func (d *Dialer) dialOne(ctx context.Context, addr string) (net.Conn, error) {
 // upstream.principal_mode client, a principal the brokers refuse a token
 // for may not (a *RefusedError). Transport failures admit: the principal's
 // upstream dials report them.
-func (d *Dialer) Admit(ctx context.Context, principal string) error {
-	if !d.Security.usesToken(principal) {
+func (d *Dialer) Admit(ctx context.Context, principal, tokenID string) error {
+	if !d.Security.usesToken(principal) || d.Security.forwardsLoginToken(login{principal: principal, tokenID: tokenID}) {
 		return nil
 	}
 	_, err := d.Security.Tokens.Identity(ctx, principal)
@@ -97,15 +109,19 @@ const tokenPropagation = 3 * time.Second
 // the broker refuses is tried again: a new token may not have reached that
 // broker yet, and an older one was expired or removed at the brokers, so it
 // is replaced.
-func (d *Dialer) secured(ctx context.Context, addr, principal string) (net.Conn, error) {
+func (d *Dialer) secured(ctx context.Context, addr string, who login) (net.Conn, error) {
 	for attempt := 1; ; attempt++ {
-		c, err := d.securedOnce(ctx, addr, principal)
+		c, err := d.securedOnce(ctx, addr, who)
 		var ae *authError
 		if err == nil || attempt == 5 || !errors.As(err, &ae) || !ae.id.Token {
 			return c, err
 		}
-		if age, ok := d.Security.Tokens.Age(principal, ae.id.Username); ok && age > tokenPropagation {
-			d.Security.Tokens.Forget(principal, ae.id.Username)
+		if ae.loginToken {
+			if attempt == 2 {
+				return c, err // the client's own token: retried once, for a broker that had not learned it yet
+			}
+		} else if age, ok := d.Security.Tokens.Age(who.principal, ae.id.Username); ok && age > tokenPropagation {
+			d.Security.Tokens.Forget(who.principal, ae.id.Username)
 		}
 		select {
 		case <-time.After(300 * time.Millisecond):
@@ -115,14 +131,14 @@ func (d *Dialer) secured(ctx context.Context, addr, principal string) (net.Conn,
 	}
 }
 
-func (d *Dialer) securedOnce(ctx context.Context, addr, principal string) (net.Conn, error) {
+func (d *Dialer) securedOnce(ctx context.Context, addr string, who login) (net.Conn, error) {
 	c, err := d.dialOne(ctx, addr)
 	if err != nil || d.Security == nil {
 		return c, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	sc, _, err := d.Security.secure(ctx, c, addr, principal)
+	sc, _, err := d.Security.secure(ctx, c, addr, who)
 	if err != nil {
 		c.Close()
 		return nil, err

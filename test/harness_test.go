@@ -144,6 +144,13 @@ type envOptions struct {
 	// (and the proxy's identity at a real Kafka), debug logging and the
 	// metrics address (see baseConfig).
 	config func(*config.Config)
+	// port, when set, is the proxy's listener port (a test that must know
+	// its proxies' addresses before they start: sidecars that advertise
+	// each other); 0 picks a free one.
+	port int
+	// tlsFrom, when set, is a proxy whose CA and certificate this one
+	// serves too, so that one client trusts every proxy of a fleet.
+	tlsFrom *proxyEnv
 }
 
 // baseConfig is the configuration every integration proxy starts from:
@@ -224,13 +231,25 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f := o.tlsFrom; f != nil {
+		ca.CAPEM = f.CAPEM
+		if ca.CertPEM, err = os.ReadFile(filepath.Join(f.configDir, "server.pem")); err != nil {
+			t.Fatal(err)
+		}
+		if ca.KeyPEM, err = os.ReadFile(filepath.Join(f.configDir, "server-key.pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	caFile, certFile, keyFile, err := ca.WriteFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	usersFile := filepath.Join(dir, "users.yaml")
 	writeUsersFile(t, usersFile)
-	port, metricsPort := freePort(t), freePort(t)
+	port, metricsPort := o.port, freePort(t)
+	if port == 0 {
+		port = freePort(t)
+	}
 	cfg := baseConfig(port, certFile, keyFile, usersFile, upstream...)
 	cfg.Metrics.Address = "127.0.0.1:" + strconv.Itoa(metricsPort)
 	if o.kafka != nil {

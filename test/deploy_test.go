@@ -111,11 +111,30 @@ func treeDigest(t *testing.T, dir string) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// checkProxyConfig rewrites every absolute path in the proxy configuration
-// at host (the file mounted at the container's --config path) to the file
-// mounted there, fails for a path no mount provides, and runs check-config
-// on the result with loopback ports. It returns the configuration, parsed.
+// checkProxyConfig rewrites the proxy configuration at host (the file
+// mounted at the container's --config path) with rewriteProxyConfig and
+// runs check-config on the result with loopback ports. It returns the
+// configuration as written in the example, parsed.
 func checkProxyConfig(t *testing.T, host string, m mounts) map[string]any {
+	t.Helper()
+	cfgFile := rewriteProxyConfig(t, host, m, nil)
+	cmd := exec.Command(proxyBinary, "check-config", "--config", cfgFile,
+		"--listener.address", "127.0.0.1:0", "--metrics.address", "127.0.0.1:0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || !strings.HasPrefix(stdout.String(), "configuration OK") {
+		t.Errorf("check-config on %s: %v\n%s%s", host, err, stdout.String(), stderr.String())
+	}
+	var parsed map[string]any
+	readYAML(t, host, &parsed)
+	return parsed
+}
+
+// rewriteProxyConfig writes a copy of the proxy configuration at host
+// with every absolute path replaced by the file mounted there (a path no
+// mount provides fails the test), then changed by edit (if not nil), and
+// returns the copy's path.
+func rewriteProxyConfig(t *testing.T, host string, m mounts, edit func(cfg map[string]any)) string {
 	t.Helper()
 	data, err := os.ReadFile(host)
 	if err != nil {
@@ -144,22 +163,21 @@ func checkProxyConfig(t *testing.T, host string, m mounts) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if edit != nil {
+		var cfg map[string]any
+		if err := yaml.Unmarshal(out, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		edit(cfg)
+		if out, err = yaml.Marshal(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfgFile := filepath.Join(t.TempDir(), "scram-proxy.yaml")
 	if err := os.WriteFile(cfgFile, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(proxyBinary, "check-config", "--config", cfgFile,
-		"--listener.address", "127.0.0.1:0", "--metrics.address", "127.0.0.1:0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil || !strings.HasPrefix(stdout.String(), "configuration OK") {
-		t.Errorf("check-config on %s: %v\n%s%s", host, err, stdout.String(), stderr.String())
-	}
-	var parsed map[string]any
-	if err := yaml.Unmarshal(data, &parsed); err != nil {
-		t.Fatal(err)
-	}
-	return parsed
+	return cfgFile
 }
 
 // lookup reads a dotted key of a parsed YAML map ("" when absent).

@@ -1,0 +1,264 @@
+package test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/scram-proxy/scram-proxy/test/kafkabed"
+)
+
+// fleet is the compose example run on loopback: three real Kafka brokers
+// started by the example's start.sh from its server.properties, and three
+// proxies from its scram-proxy.yaml. Only what cannot be the same on one
+// host changes: the ports, the bind address (127.0.0.1) and the host
+// names; every other line is the example's.
+type fleet struct {
+	dir     string   // the example's copy, with secrets and client settings
+	proxies []string // proxy N's client address
+	caPool  *x509.CertPool
+}
+
+// startFleet starts the compose example's brokers and proxies; they are
+// stopped when the test ends.
+func startFleet(t *testing.T) *fleet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real Kafka is not started under -short")
+	}
+	ctx := ctxT(t, 5*time.Minute)
+	art, err := kafkabed.Fetch(ctx, io.Discard)
+	if err != nil {
+		t.Fatalf("Kafka artifacts: %v", err)
+	}
+	f := &fleet{dir: copyExample(t, "compose", "localhost")}
+	const nodes = 3
+	base, err := kafkabed.PortBlock(nodes * 5) // per node: 3 broker listeners, the proxy, its metrics
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func(node, i int) string { return strconv.Itoa(base + 5*node + i) }
+
+	// Stand-ins for Kafka's bin/ scripts: the same main classes over the
+	// test bed's jars.
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	java := "java"
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		java = filepath.Join(h, "bin", "java")
+	}
+	for name, main := range map[string]string{
+		"kafka-storage.sh":      strings.Join(kafkabed.ToolJVM(), " ") + " -cp '" + art.Classpath() + "' " + kafkabed.MainStorage,
+		"kafka-server-start.sh": "-Xmx384m -Xms128m -XX:+UseSerialGC -cp '" + art.Classpath() + "' " + kafkabed.MainBroker,
+	} {
+		script := "#!/bin/bash\nexec " + java + " " + main + " \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(home, "bin", name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	props, err := os.ReadFile(filepath.Join(f.dir, "broker", "server.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(f.dir, "broker", "start.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var voters []string
+	for n := 0; n < nodes; n++ {
+		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%s", n, port(n, 1)))
+	}
+	for n := 0; n < nodes; n++ {
+		nd := filepath.Join(t.TempDir(), "kafka-"+strconv.Itoa(n))
+		if err := os.MkdirAll(filepath.Join(nd, "broker"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := strings.NewReplacer(":9092", ":"+port(n, 0), ":9093", ":"+port(n, 1), ":9094", ":"+port(n, 2)).Replace(string(props))
+		p = strings.ReplaceAll(p, "0.0.0.0:", "127.0.0.1:")
+		if strings.Contains(p, ":909") {
+			t.Fatalf("a port of server.properties was not moved:\n%s", p)
+		}
+		if err := os.WriteFile(filepath.Join(nd, "broker", "server.properties"), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(nd, "broker", "start.sh"), script, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logFile := filepath.Join(nd, "broker.log")
+		startProcess(t, logFile, []string{"KAFKA_HOME=" + home, "SECRETS_DIR=" + filepath.Join(f.dir, "secrets"),
+			"DATA_DIR=" + filepath.Join(nd, "data"), "NODE_ID=" + strconv.Itoa(n), "NODE_HOST=127.0.0.1",
+			"CONTROLLER_QUORUM_VOTERS=" + strings.Join(voters, ","), "LOG_DIR=" + nd},
+			"bash", filepath.Join(nd, "broker", "start.sh"))
+	}
+
+	brokers := map[string]any{}
+	for n := 0; n < nodes; n++ {
+		brokers[strconv.Itoa(n)] = "localhost:" + port(n, 3)
+	}
+	for n := 0; n < nodes; n++ {
+		cfg := rewriteProxyConfig(t, filepath.Join(f.dir, "scram-proxy.yaml"),
+			mounts{"/run/secrets": filepath.Join(f.dir, "secrets"), "/var/lib/scram-proxy": t.TempDir()},
+			func(c map[string]any) {
+				up := c["upstream"].(map[string]any)
+				up["bootstrap_servers"] = []string{"127.0.0.1:" + port(n, 0)}
+				r := c["routing"].(map[string]any)
+				delete(r, "advertised_address_template")
+				r["brokers"] = brokers
+				c["listener"].(map[string]any)["address"] = "127.0.0.1:" + port(n, 3)
+				c["metrics"].(map[string]any)["address"] = "127.0.0.1:" + port(n, 4)
+				c["log"].(map[string]any)["format"] = "console"
+			})
+		f.proxies = append(f.proxies, "localhost:"+port(n, 3))
+		startProcess(t, filepath.Join(filepath.Dir(cfg), "proxy.log"), nil, proxyBinary, "--config", cfg)
+	}
+	ca, err := os.ReadFile(filepath.Join(f.dir, "secrets", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.caPool = x509.NewCertPool()
+	f.caPool.AppendCertsFromPEM(ca)
+	// Ready: every proxy reaches its broker (its /readyz).
+	for n := 0; n < nodes; n++ {
+		url := "http://127.0.0.1:" + port(n, 4) + "/readyz"
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("proxy %d not ready: %v", n, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return f
+}
+
+// startProcess runs a command in its own process group, output to
+// logFile, killed (the whole group) when the test ends; the log's tail is
+// printed when the test failed.
+func startProcess(t *testing.T, logFile string, env []string, name string, args ...string) {
+	t.Helper()
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		out.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("%s %s:\n%s", name, logFile, tail(string(b), 30))
+		}
+	})
+}
+
+// client is a franz-go client of user (password from the example's
+// client/ directory) through proxy n.
+func (f *fleet) client(t *testing.T, user string, n int, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(f.dir, "client", user+"-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := &tls.Config{RootCAs: f.caPool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.proxies[n]),
+		kgo.SASL(scram.Auth{User: user, Pass: strings.TrimSpace(string(pw))}.AsSha512Mechanism()),
+		kgo.Dialer((&tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsCfg}).DialContext),
+		kgo.RecordDeliveryTimeout(60 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TestDeployFleetOnRealKafka runs the compose example's brokers and
+// proxies: admin creates a topic and alice's ACLs through proxy 1; alice
+// produces through proxy 0 and consumes in a group through proxy 2, as
+// herself: a topic she has no ACL for refuses her.
+func TestDeployFleetOnRealKafka(t *testing.T) {
+	f := startFleet(t)
+	ctx := ctxT(t, 3*time.Minute)
+	adm := kadm.NewClient(f.client(t, "admin", 1))
+	for _, topic := range []string{"fleet", "not-alices"} {
+		if _, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil {
+			t.Fatalf("admin creates %s through proxy 1: %v", topic, err)
+		}
+	}
+	acl := kadm.NewACLs().Allow("User:alice").Topics("fleet").Groups("g").
+		Operations(kadm.OpRead, kadm.OpWrite, kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral)
+	res, err := adm.CreateACLs(ctx, acl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("admin creates alice's ACLs: %v", r.Err)
+		}
+	}
+
+	producer := f.client(t, "alice", 0)
+	var records []*kgo.Record
+	for i := 0; i < 3; i++ {
+		records = append(records, &kgo.Record{Topic: "fleet", Value: []byte("m" + strconv.Itoa(i))})
+	}
+	// Her ACLs reach the broker she writes to within a moment.
+	for {
+		err := producer.ProduceSync(ctx, records...).FirstErr()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) || ctx.Err() != nil {
+			t.Fatalf("alice produces through proxy 0: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	consumer := f.client(t, "alice", 2, kgo.ConsumeTopics("fleet"), kgo.ConsumerGroup("g"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := 0
+	for got < len(records) {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("alice consumes through proxy 2: %v", err)
+		}
+		got += fs.NumRecords()
+	}
+	consumer.LeaveGroup()
+
+	err = producer.ProduceSync(ctx, &kgo.Record{Topic: "not-alices", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("alice produces to a topic she has no ACL for: %v, want TOPIC_AUTHORIZATION_FAILED (she acts as herself)", err)
+	}
+}

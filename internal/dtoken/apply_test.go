@@ -240,3 +240,48 @@ func TestApplyAndForgetAreIdempotent(t *testing.T) {
 		t.Fatalf("indexes not empty: %d %d %d", m.Len(), len(m.byOwner), len(m.byHMAC))
 	}
 }
+
+// renewingStore applies, from its tail, a renewal of every other token
+// (made by another proxy) while the first deletion is under way.
+type renewingStore struct {
+	*tailStore
+	renewed []Info
+	once    sync.Once
+}
+
+func (s *renewingStore) DeleteToken(id string) error {
+	s.once.Do(func() {
+		for _, i := range s.renewed {
+			if i.ID != id {
+				s.tail(func() { s.m.ApplyToken(i) })
+			}
+		}
+	})
+	return s.tailStore.DeleteToken(id)
+}
+
+// TestSweepSparesATokenRenewedMeanwhile: a sweep deletes only tokens that
+// are still expired when their turn comes, not one another proxy renewed
+// after the sweep listed it.
+func TestSweepSparesATokenRenewedMeanwhile(t *testing.T) {
+	c := &clock{time.UnixMilli(1_700_000_000_000)}
+	store := &renewingStore{tailStore: &tailStore{MemStore: NewMemStore(), selfApply: true}}
+	m := newManager(t, "k", store, c)
+	store.m = m
+	for range 3 {
+		out, err := m.Create(alice, "", "", nil, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := out.Token
+		r.Max, r.Expiry = r.Max.Add(time.Hour), r.Expiry.Add(time.Hour)
+		store.renewed = append(store.renewed, r)
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	if n, err := m.Sweep(); n != 1 || err != nil {
+		t.Fatalf("sweep removed %d (%v), want 1: the other two were renewed while it ran", n, err)
+	}
+	if m.Len() != 2 {
+		t.Fatalf("%d tokens left, want the 2 renewed", m.Len())
+	}
+}

@@ -540,6 +540,14 @@ func (m *Manager) Sweep() (int, error) {
 	var errs []error
 	n := 0
 	for _, id := range expired {
+		// Still expired? A store shared with other proxies may have
+		// applied a renewal since.
+		m.mu.RLock()
+		e, ok := m.byID[id]
+		m.mu.RUnlock()
+		if !ok || !e.info.expired(now) {
+			continue
+		}
 		if err := m.delete(id); err != nil {
 			errs = append(errs, err)
 			continue

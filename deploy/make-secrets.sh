@@ -6,10 +6,9 @@
 # OUT/secrets/   what the containers mount (kept private to you: 0700)
 #   ca.crt, tls.crt, tls.key       a private CA and the proxies' certificate for HOST...
 #   users.yaml                     SCRAM users admin (a super user) and alice
-#   token-key                      the proxies' delegation token key
 #   proxy-password                 the proxies' own SCRAM password at the brokers (User:proxy)
 #   kafka-password                 the brokers' password among themselves (User:kafka)
-#   delegation-token-secret-key    the brokers' delegation.token.secret.key
+#   delegation-token-secret-key    the brokers' delegation.token.secret.key (the proxies' token key)
 #   cluster-id                     the KRaft cluster id
 # OUT/client/    what a client needs: ca.crt and admin.properties,
 #                alice.properties (Java client settings with the passwords)
@@ -50,7 +49,6 @@ cluster_id() { # 16 random bytes, base64url without padding, not starting with '
 	echo "$id"
 }
 
-once "$s/token-key" hex
 once "$s/proxy-password" hex
 once "$s/kafka-password" hex
 once "$s/delegation-token-secret-key" hex

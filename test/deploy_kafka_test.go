@@ -3,6 +3,7 @@ package test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -184,23 +185,33 @@ func startProcess(t *testing.T, logFile string, env []string, name string, args 
 	})
 }
 
-// client is a franz-go client of user (password from the example's
-// client/ directory) through proxy n.
+// client is a franz-go client through proxy n of user (password from the
+// example's client/ directory), or ("") of the kgo.SASL in opts.
 func (f *fleet) client(t *testing.T, user string, n int, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	pw, err := os.ReadFile(filepath.Join(f.dir, "client", user+"-password"))
-	if err != nil {
-		t.Fatal(err)
+	cl := f.newClient(t, user, n, opts...)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// newClient is client without closing it when the test ends.
+func (f *fleet) newClient(t *testing.T, user string, n int, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	var auth []kgo.Opt
+	if user != "" {
+		pw, err := os.ReadFile(filepath.Join(f.dir, "client", user+"-password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth = append(auth, kgo.SASL(scram.Auth{User: user, Pass: strings.TrimSpace(string(pw))}.AsSha512Mechanism()))
 	}
 	tlsCfg := &tls.Config{RootCAs: f.caPool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.proxies[n]),
-		kgo.SASL(scram.Auth{User: user, Pass: strings.TrimSpace(string(pw))}.AsSha512Mechanism()),
+	cl, err := kgo.NewClient(append(append(auth, kgo.SeedBrokers(f.proxies[n]),
 		kgo.Dialer((&tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsCfg}).DialContext),
-		kgo.RecordDeliveryTimeout(60 * time.Second)}, opts...)...)
+		kgo.RecordDeliveryTimeout(60*time.Second)), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
 	return cl
 }
 
@@ -260,5 +271,58 @@ func TestDeployFleetOnRealKafka(t *testing.T) {
 	err = producer.ProduceSync(ctx, &kgo.Record{Topic: "not-alices", Value: []byte("x")}).FirstErr()
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("alice produces to a topic she has no ACL for: %v, want TOPIC_AUTHORIZATION_FAILED (she acts as herself)", err)
+	}
+
+	// Tokens are the brokers' (delegation_tokens.store broker): one alice
+	// creates through proxy 0 logs in through proxies 1 and 2 and acts as
+	// alice; expired through proxy 2, it logs in through none.
+	tok, err := kadm.NewClient(producer).CreateDelegationToken(ctx, kadm.CreateDelegationToken{})
+	if err != nil {
+		t.Fatalf("alice creates a token through proxy 0: %v", err)
+	}
+	tokenClient := func(n int) *kgo.Client {
+		return f.newClient(t, "", n, kgo.SASL(scram.Auth{User: tok.TokenID,
+			Pass: base64.StdEncoding.EncodeToString(tok.HMAC), IsToken: true}.AsSha512Mechanism()))
+	}
+	for _, n := range []int{1, 2} {
+		// The brokers learn a new token from the controller a moment later.
+		for {
+			cl := tokenClient(n)
+			err := cl.ProduceSync(ctx, &kgo.Record{Topic: "fleet", Value: []byte("by token")}).FirstErr()
+			cl.Close()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("alice's token through proxy %d: %v", n, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cl := tokenClient(n)
+		err := cl.ProduceSync(ctx, &kgo.Record{Topic: "not-alices", Value: []byte("x")}).FirstErr()
+		cl.Close()
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+			t.Fatalf("alice's token through proxy %d writes where alice may not: %v", n, err)
+		}
+	}
+	if _, err := kadm.NewClient(f.client(t, "alice", 2)).ExpireDelegationToken(ctx, tok.HMAC, -time.Millisecond); err != nil {
+		t.Fatalf("alice expires her token through proxy 2: %v", err)
+	}
+	for n := range f.proxies {
+		for {
+			cl := tokenClient(n)
+			_, err := kadm.NewClient(cl).Metadata(ctx) // a login, then one request
+			cl.Close()
+			if err != nil {
+				if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+					t.Fatalf("the expired token at proxy %d: %v, want SASL_AUTHENTICATION_FAILED", n, err)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the expired token still logs in at proxy %d", n)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 }

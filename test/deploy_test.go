@@ -180,6 +180,28 @@ func rewriteProxyConfig(t *testing.T, host string, m mounts, edit func(cfg map[s
 	return cfgFile
 }
 
+// checkTokenKey: with delegation_tokens.store broker, the proxy's one token
+// key is the file (through the mounts m) holding the brokers'
+// delegation.token.secret.key, brokerKey.
+func checkTokenKey(t *testing.T, proxyCfg map[string]any, m mounts, brokerKey string) {
+	t.Helper()
+	if lookup(proxyCfg, "delegation_tokens.store") != "broker" {
+		return
+	}
+	keys, _ := proxyCfg["delegation_tokens"].(map[string]any)["keys"].([]any)
+	if len(keys) != 1 {
+		t.Fatalf("delegation_tokens.store broker takes one key, the brokers'; the example lists %d", len(keys))
+	}
+	file, _ := keys[0].(map[string]any)["file"].(string)
+	host, ok := m.resolve(file)
+	if !ok {
+		t.Fatalf("no mount provides the token key %s", file)
+	}
+	if readSecret(t, host) != brokerKey {
+		t.Errorf("the proxies' token key %s is not the brokers' delegation.token.secret.key", file)
+	}
+}
+
 // lookup reads a dotted key of a parsed YAML map ("" when absent).
 func lookup(m map[string]any, key string) string {
 	var v any = m
@@ -383,6 +405,7 @@ func TestDeployCompose(t *testing.T) {
 	}
 	volumes := t.TempDir()
 	var proxies, brokers []string
+	proxyMounts := map[string]mounts{}
 	for name, s := range c.Services {
 		m := mounts{}
 		if s.Build != "" {
@@ -431,6 +454,7 @@ func TestDeployCompose(t *testing.T) {
 		switch {
 		case len(s.Command) == 2 && s.Command[0] == "--config":
 			proxies = append(proxies, name)
+			proxyMounts[name] = m
 			cfg, ok := m.resolve(s.Command[1])
 			if !ok {
 				t.Errorf("service %s: no mount provides its configuration %s", name, s.Command[1])
@@ -483,6 +507,9 @@ func TestDeployCompose(t *testing.T) {
 		checkBroker(t, r, s.Environment["NODE_ID"], proxyCfg, filepath.Join(dir, "secrets"))
 		if got, want := r.props["advertised.listeners"], "://"+name+":"; !strings.Contains(got, want) {
 			t.Errorf("service %s advertises %s, not its own host name", name, got)
+		}
+		for _, p := range proxies {
+			checkTokenKey(t, proxyCfg, proxyMounts[p], r.props["delegation.token.secret.key"])
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "client", "admin.properties")); err != nil {
@@ -706,6 +733,7 @@ func TestDeployKubernetes(t *testing.T) {
 		}
 		r := runStartScript(t, script, env)
 		checkBroker(t, r, fmt.Sprint(ordinal), proxyCfg, secrets)
+		checkTokenKey(t, proxyCfg, pm, r.props["delegation.token.secret.key"])
 		if want := pod + ".kafka.default.svc.cluster.local:"; !strings.Contains(r.props["advertised.listeners"], want) {
 			t.Errorf("pod %s advertises %s", pod, r.props["advertised.listeners"])
 		}

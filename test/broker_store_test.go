@@ -98,12 +98,12 @@ func firstLoginAfter(t *testing.T, e *proxyEnv, id, hmac string, start time.Time
 
 // TestBrokerTokenStore is issue 17's acceptance item 3: three sidecar
 // proxies in front of a three-node Kafka with delegation_tokens.store
-// broker. A token created through proxy 0 with kafka-delegation-tokens
-// logs in through proxies 1 and 2 within a second; the Java client logs in
+// broker. A token created with kafka-delegation-tokens through one proxy
+// logs in through the other two within a second; the Java client logs in
 // with it and acts at the brokers as its owner (alice's ACLs, not the
-// proxy's super user rights); Kafka's rules hold for the callers; and
-// expiring it through proxy 2 refuses new logins at all three within a
-// second. The proxy's own principal never reaches a client, and the HMAC
+// proxy's super user rights); a renewal with the CLI is seen by all three
+// within a second; Kafka's rules hold for the callers; and expiring it
+// through proxy 2 refuses new logins at all three within a second. The proxy's own principal never reaches a client, and the HMAC
 // never a log.
 //
 // The timing rule: the proxies use the brokers' description of a token for
@@ -189,6 +189,35 @@ func TestBrokerTokenStore(t *testing.T) {
 	}
 	if err := produceOne(t, tokCl, ta, 100); err != nil {
 		t.Fatalf("alice's token producing to her %s: %v", ta, err)
+	}
+
+	// Renewed with the CLI (through whichever proxy the admin client
+	// picks) for one hour, shorter than the 24 h it was created with: a
+	// second later every proxy describes the new expiry.
+	out = mustTool(t, "", kafkabed.MainDelegationTokens, "--bootstrap-server", p[1].Addr, "--command-config", aliceProps,
+		"--renew", "--renew-time-period", "3600000", "--hmac", hmac)
+	if !strings.Contains(out, "Completed renew operation") {
+		t.Fatalf("kafka-delegation-tokens --renew as alice:\n%s", out)
+	}
+	renewed := time.Now()
+	time.Sleep(time.Until(renewed.Add(tokenBound)))
+	for i, e := range p {
+		cl, b := seedClient(t, e, scramAuth("alice"))
+		resp, err := b.Request(ctxT(t, 30*time.Second), kmsg.NewPtrDescribeDelegationTokenRequest())
+		cl.Close()
+		if err != nil {
+			t.Fatalf("describe through proxy %d: %v", i, err)
+		}
+		var expiry time.Time
+		for _, td := range resp.(*kmsg.DescribeDelegationTokenResponse).TokenDetails {
+			if td.TokenID == id {
+				expiry = time.UnixMilli(td.ExpiryTimestamp)
+			}
+		}
+		if expiry.IsZero() || expiry.After(renewed.Add(time.Hour+time.Minute)) {
+			t.Fatalf("%v after the renewal, proxy %d describes the token's expiry as %v, want about an hour after %v",
+				tokenBound, i, expiry, renewed)
+		}
 	}
 
 	// Kafka's rules for the callers: a token connection may not manage

@@ -149,3 +149,31 @@ func TestBrokerTokensLoginIdentity(t *testing.T) {
 		t.Fatalf("%v", id)
 	}
 }
+
+// In upstream.principal_mode client with the broker store, a client that
+// logged in with a broker token goes upstream with that token; a password
+// login gets its principal's own token; an identities mapping wins over
+// both; without the broker store a token login gets the principal's token.
+func TestSecurityForwardsTheLoginToken(t *testing.T) {
+	bt, b, _ := newTestBrokerTokens(t)
+	tokens := NewTokens(TokensOptions{Dial: b, Requester: "proxy", Mechanism: "SCRAM-SHA-512"})
+	mapped := Identity{Mechanism: "PLAIN", Username: "team"}
+	sec := &Security{Tokens: tokens, LoginTokens: bt, Mappings: []Mapping{{Principals: []string{"User:team-*"}, Identity: mapped}}}
+	ctx := context.Background()
+	id, err := sec.identityFor(ctx, login{principal: "User:alice", tokenID: "tok-1"})
+	if err != nil || *id != bt.LoginIdentity("tok-1") {
+		t.Fatalf("token login: %v %v, want the login's own token", id, err)
+	}
+	id, err = sec.identityFor(ctx, login{principal: "User:alice"})
+	if err != nil || !id.Token || id.Username == "tok-1" {
+		t.Fatalf("password login: %v %v, want alice's own broker token", id, err)
+	}
+	if id, _ := sec.identityFor(ctx, login{principal: "User:team-a", tokenID: "tok-2"}); *id != mapped {
+		t.Fatalf("mapped principal: %v", id)
+	}
+	sec.LoginTokens = nil
+	id, err = sec.identityFor(ctx, login{principal: "User:alice", tokenID: "tok-1"})
+	if err != nil || id.Username == "tok-1" {
+		t.Fatalf("token login without the broker store: %v %v, want alice's own broker token", id, err)
+	}
+}

@@ -153,7 +153,10 @@ func (bt *brokerTokens) change(ctx context.Context, c dtoken.Caller, mac []byte,
 		return kerr.DelegationTokenRequestNotAllowed.Code, -1
 	}
 	t, err := bt.b.ByHMAC(ctx, mac)
+	var be *upstream.BrokerTokensError
 	switch {
+	case errors.As(err, &be):
+		return be.Code, 0 // the controller's refusal (e.g. 61): timestamp 0
 	case err != nil:
 		return unreachable(err), -1
 	case t == nil:

@@ -185,6 +185,27 @@ func TestBrokerStoreUnreachable(t *testing.T) {
 	}
 }
 
+// Brokers without delegation.token.secret.key answer 61; the proxy passes
+// it on, with the controller's zero timestamps for renew and expire.
+func TestBrokerStoreDisabledAtTheBrokers(t *testing.T) {
+	a, _ := newAPIs(t, "")
+	b := &upstreamtest.TokenBroker{Key: "secret", Requester: dtoken.Principal{Type: "User", Name: "proxy"}, Disabled: true}
+	a = a.WithBrokerTokens(upstream.NewBrokerTokens(upstream.BrokerTokensOptions{Dial: b, Self: "proxy", SecretKey: "secret",
+		Mechanism: "SCRAM-SHA-512"}), nil)
+	disabled := kerr.DelegationTokenAuthDisabled.Code
+	if d := brokerCall[*kmsg.DescribeDelegationTokenResponse](t, a, "User:alice", false, kmsg.NewPtrDescribeDelegationTokenRequest()); d.ErrorCode != disabled {
+		t.Errorf("describe: error %d", d.ErrorCode)
+	}
+	if c := brokerCall[*kmsg.CreateDelegationTokenResponse](t, a, "User:alice", false, createReq("")); c.ErrorCode != disabled || c.IssueTimestamp != 0 {
+		t.Errorf("create: error %d, issue timestamp %d", c.ErrorCode, c.IssueTimestamp)
+	}
+	r := kmsg.NewPtrRenewDelegationTokenRequest()
+	r.HMAC = []byte("x")
+	if rr := brokerCall[*kmsg.RenewDelegationTokenResponse](t, a, "User:alice", false, r); rr.ErrorCode != disabled || rr.ExpiryTimestamp != 0 {
+		t.Errorf("renew: error %d, expiry timestamp %d", rr.ErrorCode, rr.ExpiryTimestamp)
+	}
+}
+
 type deadDialer struct{}
 
 func (deadDialer) Dial(context.Context, string, int32) (net.Conn, error) {

@@ -26,6 +26,9 @@ type TokenBroker struct {
 	Key       string           // delegation.token.secret.key
 	Requester dtoken.Principal // who every request comes from
 	Now       func() time.Time // nil: time.Now
+	// Disabled answers every token request with
+	// DELEGATION_TOKEN_AUTH_DISABLED, as brokers without a secret key do.
+	Disabled bool
 
 	// Describes counts DescribeDelegationToken requests.
 	Describes atomic.Int32
@@ -126,6 +129,20 @@ func (b *TokenBroker) answer(req kmsg.Request) kmsg.Response {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
+	if b.Disabled {
+		resp := req.ResponseKind()
+		switch r := resp.(type) {
+		case *kmsg.DescribeDelegationTokenResponse:
+			r.ErrorCode = kerr.DelegationTokenAuthDisabled.Code
+		case *kmsg.CreateDelegationTokenResponse:
+			r.ErrorCode = kerr.DelegationTokenAuthDisabled.Code
+		case *kmsg.RenewDelegationTokenResponse:
+			r.ErrorCode = kerr.DelegationTokenAuthDisabled.Code
+		case *kmsg.ExpireDelegationTokenResponse:
+			r.ErrorCode = kerr.DelegationTokenAuthDisabled.Code
+		}
+		return resp
+	}
 	switch r := req.(type) {
 	case *kmsg.DescribeDelegationTokenRequest:
 		b.Describes.Add(1)
@@ -183,6 +200,5 @@ func (b *TokenBroker) answer(req kmsg.Request) kmsg.Response {
 		}
 		return resp
 	}
-	resp := req.ResponseKind()
-	return resp
+	return req.ResponseKind()
 }

@@ -101,8 +101,8 @@ func firstLoginAfter(t *testing.T, e *proxyEnv, id, hmac string, start time.Time
 // broker. A token created with kafka-delegation-tokens through one proxy
 // logs in through the other two within a second; the Java client logs in
 // with it and acts at the brokers as its owner (alice's ACLs, not the
-// proxy's super user rights); a renewal with the CLI is seen by all three
-// within a second; Kafka's rules hold for the callers; and expiring it
+// proxy's super user rights); a renewal through proxy 1 is seen by all
+// three within a second; Kafka's rules hold for the callers; and expiring it
 // through proxy 2 refuses new logins at all three within a second. The proxy's own principal never reaches a client, and the HMAC
 // never a log.
 //
@@ -191,41 +191,51 @@ func TestBrokerTokenStore(t *testing.T) {
 		t.Fatalf("alice's token producing to her %s: %v", ta, err)
 	}
 
-	// Renewed with the CLI (through whichever proxy the admin client
-	// picks) for one hour, shorter than the 24 h it was created with: a
-	// second later every proxy describes the new expiry.
-	out = mustTool(t, "", kafkabed.MainDelegationTokens, "--bootstrap-server", p[1].Addr, "--command-config", aliceProps,
-		"--renew", "--renew-time-period", "3600000", "--hmac", hmac)
-	if !strings.Contains(out, "Completed renew operation") {
-		t.Fatalf("kafka-delegation-tokens --renew as alice:\n%s", out)
-	}
-	renewed := time.Now()
-	time.Sleep(time.Until(renewed.Add(tokenBound)))
-	for i, e := range p {
-		cl, b := seedClient(t, e, scramAuth("alice"))
+	// Renewed through proxy 1 for one hour, shorter than the 24 h it was
+	// created with: a second later every proxy describes the new expiry,
+	// though each had just described the old one.
+	describedExpiry := func(i int) time.Time {
+		cl, b := seedClient(t, p[i], scramAuth("alice"))
+		defer cl.Close()
 		resp, err := b.Request(ctxT(t, 30*time.Second), kmsg.NewPtrDescribeDelegationTokenRequest())
-		cl.Close()
 		if err != nil {
 			t.Fatalf("describe through proxy %d: %v", i, err)
 		}
-		var expiry time.Time
 		for _, td := range resp.(*kmsg.DescribeDelegationTokenResponse).TokenDetails {
 			if td.TokenID == id {
-				expiry = time.UnixMilli(td.ExpiryTimestamp)
+				return time.UnixMilli(td.ExpiryTimestamp)
 			}
 		}
-		if expiry.IsZero() || expiry.After(renewed.Add(time.Hour+time.Minute)) {
+		t.Fatalf("describe through proxy %d lacks %s", i, id)
+		return time.Time{}
+	}
+	for i := range p {
+		if exp := describedExpiry(i); exp.Before(time.Now().Add(23 * time.Hour)) {
+			t.Fatalf("before the renewal proxy %d describes expiry %v, want a day ahead", i, exp)
+		}
+	}
+	mac, err := base64.StdEncoding.DecodeString(hmac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceCl1, alice1 := seedClient(t, p[1], scramAuth("alice"))
+	defer aliceCl1.Close()
+	ren := kmsg.NewPtrRenewDelegationTokenRequest()
+	ren.HMAC, ren.RenewTimeMillis = mac, time.Hour.Milliseconds()
+	if resp, err := alice1.Request(ctxT(t, 30*time.Second), ren); err != nil || resp.(*kmsg.RenewDelegationTokenResponse).ErrorCode != 0 {
+		t.Fatalf("alice renewing her token through proxy 1: %v %+v", err, resp)
+	}
+	renewed := time.Now()
+	time.Sleep(time.Until(renewed.Add(tokenBound)))
+	for i := range p {
+		if exp := describedExpiry(i); exp.After(renewed.Add(time.Hour + time.Minute)) {
 			t.Fatalf("%v after the renewal, proxy %d describes the token's expiry as %v, want about an hour after %v",
-				tokenBound, i, expiry, renewed)
+				tokenBound, i, exp, renewed)
 		}
 	}
 
 	// Kafka's rules for the callers: a token connection may not manage
 	// tokens; bob may neither see nor expire alice's token.
-	mac, err := base64.StdEncoding.DecodeString(hmac)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := kadm.NewClient(tokCl).DescribeDelegationTokens(ctxT(t, 30*time.Second)); !errors.Is(err, kerr.DelegationTokenRequestNotAllowed) {
 		t.Fatalf("describe on a token connection: %v, want DELEGATION_TOKEN_REQUEST_NOT_ALLOWED", err)
 	}

@@ -27,34 +27,40 @@ const kafkaProxyUser, kafkaProxyPass = "proxy", "proxy-secret"
 // proxy, SASL_PLAINTEXT upstream as the proxy's own user), interleaved in
 // rounds like the kfake phases: 1000 B produce with acks=all to a
 // one-partition topic, then consume of what was produced. It returns the
-// table rows (no relay column), CPU rows, and a line saying what was run.
+// table rows (no relay column), CPU rows, a line saying what was run, and
+// (phase kafka-principal) the section comparing principal_mode client
+// with proxy mode (benchPrincipalModes).
 // An error means the test bed could not start (no Java or Maven).
-func benchKafka(dir, certFile, keyFile string, proxyTLS *tls.Config) (rows, busy []row, desc string, err error) {
+func benchKafka(dir, certFile, keyFile string, proxyTLS *tls.Config) (rows, busy []row, desc, principalSection string, err error) {
 	fmt.Fprintln(os.Stderr, "bench: starting the real Kafka test bed")
 	c, err := kafkabed.Start(context.Background(), kafkabed.Config{
-		Users:      map[string]string{user: pass, kafkaProxyUser: kafkaProxyPass},
-		SuperUsers: []string{user, kafkaProxyUser},
+		Users: map[string]string{user: pass, kafkaProxyUser: kafkaProxyPass},
+		// The bench user is an ordinary user (the test bed allows everyone
+		// where no ACL names a resource): the broker's authorizer evaluates
+		// its requests when it goes direct or through a proxy in
+		// principal_mode client, as it would for a real client.
+		SuperUsers: []string{kafkaProxyUser},
 		Heap:       "1g",
 		Properties: map[string]string{"log.retention.bytes": "2147483648", "log.segment.bytes": "268435456"},
 		Log:        os.Stderr,
 	})
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", "", err
 	}
 	defer c.Stop()
 	if err := createBenchTopic(c); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", "", err
 	}
 	kafkaTLS, err := tlsutil.ClientConfig(c.CAPEM, "localhost")
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", "", err
 	}
 	addr, _, pid, stop, err := startProxy(filepath.Join(dir, "proxy"), certFile, keyFile, c.Bootstrap(kafkabed.SASLPlaintext)[0],
 		func(cfg *config.Config) {
 			cfg.Upstream.SASL = config.UpstreamSASL{Mechanism: "SCRAM-SHA-512", Username: kafkaProxyUser, Password: kafkaProxyPass}
 		})
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", "", err
 	}
 	defer stop()
 	d := target{name: "kafka direct", addr: c.Bootstrap(kafkabed.SASLSSL)[0], tls: kafkaTLS}
@@ -97,9 +103,16 @@ func benchKafka(dir, certFile, keyFile string, proxyTLS *tls.Config) (rows, busy
 		add(fmt.Sprintf("consume the first %.0f MiB from offset 0", limit/(1<<20)), "MiB/s", dm.mib, pm.mib)
 		busy = append(busy, row{"real Kafka consume (broker JVM not counted)", dm.busy.total(), 0, pm.busy.total(), true})
 	}
+	if want("kafka-principal") {
+		pm, err := benchPrincipalModes(c, dir, certFile, keyFile, proxyTLS, p, produced)
+		if err != nil {
+			return nil, nil, "", "", fmt.Errorf("principal_mode client: %w", err)
+		}
+		principalSection = pm
+	}
 	desc = fmt.Sprintf("real Kafka rows: Apache Kafka %s, one KRaft node on this machine; direct: its SASL_SSL listener (TLS + SCRAM-SHA-512); "+
 		"proxy: scram-proxy (TLS + SCRAM-SHA-512) before its SASL_PLAINTEXT listener, so the broker's own (JVM) TLS is not in that path", c.Artifacts.Version)
-	return rows, busy, desc, nil
+	return rows, busy, desc, principalSection, nil
 }
 
 // createBenchTopic makes the one-partition topic the produce and consume

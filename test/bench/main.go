@@ -51,7 +51,7 @@ var (
 	out        = flag.String("out", "bin/bench.txt", "where to write the table")
 	binPath    = flag.String("proxy", "", "scram-proxy binary (built when empty)")
 	rounds     = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
-	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle,kafka-produce,kafka-consume", "which phases to run, comma-separated")
+	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle,kafka-produce,kafka-consume,kafka-principal", "which phases to run, comma-separated")
 	relay      = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
 	relayFiles = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
 	profDir    = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
@@ -251,10 +251,10 @@ func run() error {
 		dl, _ := loginRate(d, *logins)
 		rl, _ := loginRate(r, *logins)
 		wait := p.cpuProfile("cpu-logins.pprof", 0)
-		pl, pcpu := loginRate(p, *logins)
+		pl, pPerCPU := loginRate(p, *logins)
 		wait()
 		add("SCRAM-SHA-512 logins, each on a new TLS connection", "logins/s", dl, rl, pl)
-		note("proxy logins per CPU second (TLS handshake included)", float64(*logins)/pcpu)
+		note("proxy logins per CPU second (TLS handshake included)", pPerCPU)
 		note("SCRAM-SHA-512 server exchange alone, logins per core second", scramOnly(*logins*5))
 	}
 	if want("idle") {
@@ -268,15 +268,16 @@ func run() error {
 	if moved > 0 {
 		note("proxy CPU seconds per GiB moved", proxyCPU/moved)
 	}
-	kafkaLine := ""
-	if want("kafka-produce") || want("kafka-consume") {
-		krows, kbusy, desc, err := benchKafka(filepath.Join(dir, "kafka"), certFile, keyFile, clientTLS)
+	kafkaLine, principalSection := "", ""
+	if want("kafka-produce") || want("kafka-consume") || want("kafka-principal") {
+		krows, kbusy, desc, pm, err := benchKafka(filepath.Join(dir, "kafka"), certFile, keyFile, clientTLS)
 		if err != nil {
 			kafkaLine = "real Kafka: NOT MEASURED, the test bed is unavailable: " + err.Error() + "\n"
 		} else {
 			rows = append(rows, krows...)
 			busy = append(busy, kbusy...)
 			kafkaLine = desc + "\n"
+			principalSection = pm
 		}
 	}
 
@@ -296,6 +297,7 @@ func run() error {
 		r.ratios = false
 		b.WriteString(r.format())
 	}
+	b.WriteString(principalSection)
 	fmt.Print(b.String())
 	if *out != "" {
 		_ = os.MkdirAll(filepath.Dir(*out), 0o755)
@@ -546,14 +548,17 @@ func meter(t target) func() cores {
 
 // produce pushes size-byte records for the phase duration and returns
 // acknowledged MiB/s and records/s, and the CPU the phase used.
-func produce(t target, size int) sample {
+func produce(t target, size int) sample { return produceFor(t, size, *dur) }
+
+// produceFor is produce for d.
+func produceFor(t target, size int, d time.Duration) sample {
 	cl := client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(2*time.Millisecond),
 		kgo.MaxBufferedRecords(200000), kgo.ProducerBatchMaxBytes(1<<20))
 	defer cl.Close()
 	value := make([]byte, size)
 	_, _ = rand.Read(value)
 	var acked atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cl.ProduceSync(context.Background(), &kgo.Record{Value: value}) // warm up: connect and log in
 	start, busy := time.Now(), meter(t)
@@ -628,7 +633,13 @@ func latency(t target, rate float64) (float64, float64) {
 // login performs one TLS connection and SCRAM-SHA-512 login (handshake v1,
 // two SaslAuthenticate rounds) with a client whose salted password is
 // cached, so the cost measured is the server's.
-func login(t target, cl *xscram.Client) (net.Conn, error) {
+func login(t target, cl *xscram.Client) (net.Conn, error) { return loginThen(t, cl, nil) }
+
+// loginThen is login followed, when then is not nil, by one round trip of
+// then, whose response must carry no top-level error. A Metadata request
+// there makes the proxy open the session's upstream connection, logged in
+// upstream as the principal's identity.
+func loginThen(t target, cl *xscram.Client, then kmsg.Request) (net.Conn, error) {
 	c, err := tls.Dial("tcp", t.addr, t.tls)
 	if err != nil {
 		return nil, err
@@ -676,33 +687,88 @@ func login(t target, cl *xscram.Client) (net.Conn, error) {
 			return nil, err
 		}
 	}
+	if then != nil {
+		b, err := rt(then)
+		if err == nil {
+			resp := then.ResponseKind()
+			resp.SetVersion(then.GetVersion())
+			err = resp.ReadFrom(b[4+headerTagBytes(resp):])
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s after login: %w", kmsg.NameForKey(then.Key()), err)
+		}
+	}
 	return c, nil
 }
 
+// headerTagBytes is the size of the empty tagged-field section of a
+// flexible response header (ApiVersions responses have none).
+func headerTagBytes(r kmsg.Response) int {
+	if r.IsFlexible() && r.Key() != 18 {
+		return 1
+	}
+	return 0
+}
+
 // loginRate runs n logins over 4 workers; it returns logins/s and, for the
-// proxy, the proxy's CPU seconds spent.
-func loginRate(t target, n int) (float64, float64) {
+// proxy, logins per CPU second of the proxy process.
+func loginRate(t target, n int) (float64, float64) { return loginRateThen(t, n, 0, nil) }
+
+// loginRateThen is loginRate that also stops after limit (0: none), with
+// then (when not nil) making each login's follow-up request (loginThen);
+// a failed login or request is reported on stderr and does not count.
+func loginRateThen(t target, n int, limit time.Duration, then func() kmsg.Request) (float64, float64) {
 	cl, _ := xscram.SHA512.NewClientUnprepped(user, pass, "")
-	if c, err := login(t, cl); err == nil { // derive and cache the salted password
+	req := func() kmsg.Request {
+		if then == nil {
+			return nil
+		}
+		return then()
+	}
+	// Derive and cache the salted password; through a proxy in client
+	// mode, also have the principal's broker token created.
+	if c, err := loginThen(t, cl, req()); err == nil {
 		c.Close()
 	}
+	var failed atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
 	cpu0 := cpuSeconds(t.pid)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
+	end := start.Add(limit)
+	var done atomic.Int64
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if c, err := login(t, cl); err == nil {
-					c.Close()
+			for next.Add(1) <= int64(n) && (limit == 0 || time.Now().Before(end)) {
+				c, err := loginThen(t, cl, req())
+				if err != nil {
+					if failed.Add(1) == 1 {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+					}
+					continue
 				}
+				c.Close()
+				done.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return float64(n) / time.Since(start).Seconds(), cpuSeconds(t.pid) - cpu0
+	el := time.Since(start).Seconds()
+	if f := failed.Load(); f > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %s: %d of %d logins failed, first: %v\n", t.name, f, f+done.Load(), firstErr)
+	}
+	perCPU := 0.0
+	if cpu := cpuSeconds(t.pid) - cpu0; cpu > 0 {
+		perCPU = float64(done.Load()) / cpu
+	}
+	return float64(done.Load()) / el, perCPU
 }
 
 // scramOnly runs n SCRAM-SHA-512 exchanges through the proxy's own SCRAM

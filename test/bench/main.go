@@ -558,9 +558,10 @@ func produceFor(t target, size int, d time.Duration) sample {
 	value := make([]byte, size)
 	_, _ = rand.Read(value)
 	var acked atomic.Int64
+	cl.ProduceSync(context.Background(), &kgo.Record{Value: value}) // warm up: connect and log in
+	// The phase starts after the warm-up, however long that took.
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cl.ProduceSync(context.Background(), &kgo.Record{Value: value}) // warm up: connect and log in
 	start, busy := time.Now(), meter(t)
 	for ctx.Err() == nil {
 		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {

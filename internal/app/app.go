@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,6 +20,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/proxy"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 	"github.com/scram-proxy/scram-proxy/internal/state"
+	"github.com/scram-proxy/scram-proxy/internal/statelog"
 	"github.com/scram-proxy/scram-proxy/internal/telemetry"
 	"github.com/scram-proxy/scram-proxy/internal/tlsutil"
 	"github.com/scram-proxy/scram-proxy/internal/upstream"
@@ -47,10 +49,19 @@ type App struct {
 	log     *zap.Logger
 	metrics *telemetry.Prom
 
-	db       *state.DB
-	users    *credstore.Store
-	reloader *credstore.Reloader
-	tokens   *dtoken.Manager
+	db *state.DB
+	// stateLog is the shared state (state.backend kafka), read with
+	// stateKeys; restored in Run, which builds tokens, admin and srv then.
+	stateLog      *statelog.Log
+	stateKeys     *statelog.Keyring
+	stateRestored atomic.Bool
+	res           config.Resolved // for the build Run completes
+	listenerTLS   *tls.Config
+	serving       servingServer // srv once Run serves it, for readiness
+	admin         *credstore.Admin
+	users         *credstore.Store
+	reloader      *credstore.Reloader
+	tokens        *dtoken.Manager
 	// brokerTokens is the brokers' token store (delegation_tokens.store:
 	// broker); nil with store proxy.
 	brokerTokens *upstream.BrokerTokens
@@ -93,15 +104,25 @@ func Build(cfg config.Config, o Options) (*App, error) {
 	}
 	res, err := cfg.Resolve()
 	fail(err)
+	a.res = res
 	fail(a.openState())
 	fail(a.loadUsers())
 	fail(a.buildUpstream(res))
-	auth, local, err := a.buildAuth(res.TokenKeys)
+	if a.sharedState() && len(errs) == 0 {
+		fail(a.openStateLog())
+	}
+	// With the shared state, the token manager, the SCRAM admin and the
+	// server are built in Run, from the restored topic.
+	var auth *sasl.Authenticator
+	var local proxy.LocalAPIs
+	if !a.sharedState() {
+		auth, local, err = a.buildAuth(res.TokenKeys)
+		fail(err)
+	}
+	a.listenerTLS, err = a.buildListenerTLS()
 	fail(err)
-	listenerTLS, err := a.buildListenerTLS()
-	fail(err)
-	if len(errs) == 0 {
-		fail(a.buildServer(auth, local, listenerTLS, res.ConnectionsPerIP))
+	if len(errs) == 0 && !a.sharedState() {
+		fail(a.buildServer(auth, local, a.listenerTLS, res.ConnectionsPerIP))
 	}
 	if len(errs) == 0 {
 		fail(a.listen())
@@ -133,6 +154,9 @@ func (a *App) Close() error {
 	if a.db != nil {
 		errs = append(errs, a.db.Close())
 	}
+	if a.stateLog != nil {
+		a.stateLog.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -146,8 +170,7 @@ func (a *App) Summary() string {
 // proxy holds cannot be inspected: a check says so and goes on without it.
 func (a *App) openState() error {
 	if a.cfg.State.Shared() {
-		// Wired in the next change; refused rather than silently local.
-		return errors.New("state.backend: kafka is not wired into the proxy yet")
+		return a.loadStateKeys()
 	}
 	dir := a.cfg.State.Dir
 	if dir == "" {
@@ -213,20 +236,28 @@ func (a *App) loadUsers() error {
 func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticator, proxy.LocalAPIs, error) {
 	var errs []error
 	var userStore credstore.UserStore = credstore.NewMemUsers()
+	var tokenStore dtoken.TokenStore // nil: in memory
 	phantomKey := make([]byte, 32)
-	if a.db != nil {
-		userStore = a.db
+	var secrets interface{ Secret(string) ([]byte, error) }
+	switch {
+	case a.stateLog != nil:
+		userStore, tokenStore, secrets = a.stateLog, a.stateLog, a.stateLog
+	case a.db != nil:
+		userStore, tokenStore, secrets = a.db, a.db, a.db
+	}
+	if secrets != nil {
 		var err error
-		if phantomKey, err = a.db.Secret("phantom_scram"); err != nil {
-			errs = append(errs, fmt.Errorf("state.dir: %w", err))
+		if phantomKey, err = secrets.Secret("phantom_scram"); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.stateKey(), err))
 		}
 	} else if _, err := rand.Read(phantomKey); err != nil {
 		errs = append(errs, err)
 	}
 	admin, err := credstore.NewAdmin(a.users, userStore, a.cfg.Authz.SuperUsers)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("state.dir: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", a.stateKey(), err))
 	}
+	a.admin = admin
 	t := a.cfg.Tokens
 	o := dtoken.Options{SuperUsers: a.cfg.Authz.SuperUsers}
 	if len(tokenKeys) > 0 && !t.BrokerStore() {
@@ -235,14 +266,13 @@ func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticato
 		for _, k := range tokenKeys {
 			o.Keys = append(o.Keys, dtoken.Key{ID: k.ID, Secret: k.Secret})
 		}
-		// Validation requires state.dir with tokens; the store is nil only
-		// in a check that found the database in use.
-		if a.db != nil {
-			o.Store = a.db
-		}
+		// Validation requires a state backend with tokens; the store is
+		// nil only in a check (that found state.db in use, or of the
+		// shared state, which a check does not read).
+		o.Store = tokenStore
 	}
 	if a.tokens, err = dtoken.New(o); err != nil { // super users are validated: the stored tokens failed
-		errs = append(errs, fmt.Errorf("state.dir: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", a.stateKey(), err))
 	} else if a.tokens.Enabled() {
 		a.log.Info("delegation tokens loaded", zap.Int("tokens", a.tokens.Len()), zap.String("minting_key", tokenKeys[0].ID),
 			zap.Any("tokens_by_key", a.tokens.TokensByKey()))
@@ -303,6 +333,9 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 	registry := rewrite.Default()
 	if c.Routing.FetchNodeEndpoints {
 		registry = registry.WithFetchEndpoints()
+	}
+	if c.State.Shared() {
+		registry = registry.WithHiddenTopics(c.State.Kafka.Topic)
 	}
 	srv, err := proxy.New(proxy.Options{
 		TLS:                       listenerTLS,

@@ -44,7 +44,7 @@ func (a *App) listen() error {
 	var servers []server
 	if m.Address != "" {
 		servers = append(servers, server{key: "metrics.address", addr: m.Address, what: "metrics and health",
-			e: telemetry.Endpoints{Metrics: a.metrics.Handler(), Checks: telemetry.Readiness(a.srv, a.dialer, nil)}})
+			e: telemetry.Endpoints{Metrics: a.metrics.Handler(), Checks: a.readiness()}})
 	}
 	if m.Pprof {
 		if len(servers) > 0 && m.PprofAddress == m.Address && !strings.HasSuffix(m.Address, ":0") {
@@ -81,4 +81,14 @@ func loopback(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// readiness is /readyz's list: the client listener serves, the upstream
+// accepts a connection and, with the shared state, the topic is restored.
+func (a *App) readiness() []telemetry.Check {
+	checks := telemetry.Readiness(&a.serving, a.dialer, nil)
+	if a.cfg.State.Shared() {
+		checks = append(checks, a.stateCheck())
+	}
+	return checks
 }

@@ -32,6 +32,35 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		go func() { defer wg.Done(); f() }()
 	}
 
+	// The health servers start first, so /readyz answers (not ready) while
+	// the state topic is restored, and outlive the drain, so it says
+	// "shutting down" then.
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	var healthWG sync.WaitGroup
+	defer healthWG.Wait()
+	defer stopHealth()
+	for _, h := range a.health {
+		a.log.Info(h.what+" listening", zap.String("address", h.Addr()))
+		healthWG.Add(1)
+		go func() {
+			defer healthWG.Done()
+			if err := h.Serve(healthCtx); err != nil {
+				a.log.Error("metrics server failed", zap.Error(err))
+			}
+		}()
+	}
+	if a.sharedState() {
+		// Before any client is accepted (the listener is bound, not
+		// served): the caches and the server are built from the topic.
+		if err := a.restoreState(ctx, bg); err != nil {
+			if ctx.Err() != nil {
+				a.log.Info("stopped before the state topic was restored")
+				return nil
+			}
+			return err
+		}
+	}
+
 	goBG(func() {
 		a.tokens.Run(bg, func(n int, err error) {
 			if err != nil {
@@ -75,7 +104,8 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		goBG(func() { a.checkBrokerTokens(bg) })
 	}
 	if a.tokens.Enabled() {
-		a.log.Info("delegation tokens enabled", zap.String("state_dir", a.cfg.State.Dir), zap.Int("tokens", a.tokens.Len()))
+		a.log.Info("delegation tokens enabled", zap.String("state_backend", a.cfg.State.Backend), zap.String("state_dir", a.cfg.State.Dir),
+			zap.Int("tokens", a.tokens.Len()))
 	}
 	// Learn the upstream's API versions now, so the first client does not
 	// wait for them; a failure is not fatal (the upstream may start later).
@@ -85,23 +115,8 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		}
 	})
 
-	// The health servers outlive the drain, so /readyz says "shutting down".
-	healthCtx, stopHealth := context.WithCancel(context.Background())
-	var healthWG sync.WaitGroup
-	defer healthWG.Wait()
-	defer stopHealth()
-	for _, h := range a.health {
-		a.log.Info(h.what+" listening", zap.String("address", h.Addr()))
-		healthWG.Add(1)
-		go func() {
-			defer healthWG.Done()
-			if err := h.Serve(healthCtx); err != nil {
-				a.log.Error("metrics server failed", zap.Error(err))
-			}
-		}()
-	}
-
 	errc := make(chan error, 1)
+	a.serving.p.Store(a.srv)
 	go func() { errc <- a.srv.Serve(ctx, a.ln) }()
 	if ready != nil {
 		ready()

@@ -21,10 +21,25 @@ func (a *APIs) alterUserSCRAMCredentials(c caller, r *kmsg.AlterUserSCRAMCredent
 			Salt: u.Salt, SaltedPassword: u.SaltedPassword})
 	}
 	results, err := a.admin.Alter(c.principal, dels, ups)
+	resp := kmsg.NewPtrAlterUserSCRAMCredentialsResponse()
+	if code, msg, ok := unavailable(err); ok {
+		// As the KRaft controller answers a write it could not complete:
+		// every user of the request gets the error, in order of mention.
+		seen := map[string]bool{}
+		for _, u := range append(append([]string(nil), userNames(dels)...), upsertedNames(ups)...) {
+			if seen[u] {
+				continue
+			}
+			seen[u] = true
+			res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+			res.User, res.ErrorCode, res.ErrorMessage = u, code, kmsg.StringPtr(msg)
+			resp.Results = append(resp.Results, res)
+		}
+		return resp, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	resp := kmsg.NewPtrAlterUserSCRAMCredentialsResponse()
 	for _, u := range results {
 		res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
 		res.User = u.User
@@ -32,4 +47,20 @@ func (a *APIs) alterUserSCRAMCredentials(c caller, r *kmsg.AlterUserSCRAMCredent
 		resp.Results = append(resp.Results, res)
 	}
 	return resp, nil
+}
+
+func userNames(ds []credstore.Deletion) []string {
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.User)
+	}
+	return out
+}
+
+func upsertedNames(us []credstore.Upsertion) []string {
+	out := make([]string, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.User)
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/credstore"
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
 	"github.com/scram-proxy/scram-proxy/internal/protocol"
+	"github.com/scram-proxy/scram-proxy/internal/statelog"
 )
 
 // tokenError maps a refusal of the token manager to its Kafka error code.
@@ -29,6 +30,11 @@ func tokenError(err error) (code int16, ok bool) {
 		{dtoken.ErrExpired, kerr.DelegationTokenExpired},
 		{dtoken.ErrInvalidPrincipalType, kerr.InvalidPrincipalType},
 		{dtoken.ErrTooManyTokens, kerr.PolicyViolation},
+		// The shared state topic did not take the write in time: Kafka's
+		// retriable answer to a metadata write the controller could not
+		// complete in time. It may still apply later, as a timed-out
+		// write to Kafka's own metadata log may.
+		{statelog.ErrUnavailable, kerr.RequestTimedOut},
 	} {
 		if errors.Is(err, m.err) {
 			return m.kerr.Code, true
@@ -82,4 +88,13 @@ func scramError(key int16, user string, err error) (code int16, message string) 
 		return kerr.UnacceptableCredential.Code, invalid.Err.Error()
 	}
 	return kerr.UnknownServerError.Code, err.Error()
+}
+
+// unavailable reports a write the shared state topic did not take in time
+// (statelog.ErrUnavailable): answered with REQUEST_TIMED_OUT, retriable.
+func unavailable(err error) (code int16, message string, ok bool) {
+	if !errors.Is(err, statelog.ErrUnavailable) {
+		return 0, "", false
+	}
+	return kerr.RequestTimedOut.Code, "The state topic did not take the change in time; it may still apply. Retry.", true
 }

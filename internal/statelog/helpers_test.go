@@ -89,10 +89,10 @@ func (r *recorder) StateRecordIgnored(reason string) {
 	r.ignored[reason]++
 }
 
-func (r *recorder) StateApplied(s Status) {
+func (r *recorder) StateApplied(offset int64, records int, digest uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.status = s
+	r.status = Status{Offset: offset, Records: records, Digest: digest}
 }
 
 func (r *recorder) token(id string) (dtoken.Info, bool) {

@@ -53,8 +53,8 @@ type Metrics interface {
 	// reason (the Reason constants).
 	StateRecordIgnored(reason string)
 	// StateApplied reports the offset of the last record read and the
-	// state then held (Status).
-	StateApplied(s Status)
+	// state then held (the fields of Status).
+	StateApplied(offset int64, records int, digest uint64)
 }
 
 // Options configures Open.
@@ -102,8 +102,8 @@ func (o *Options) withDefaults() {
 
 type nopMetrics struct{}
 
-func (nopMetrics) StateRecordIgnored(string) {}
-func (nopMetrics) StateApplied(Status)       {}
+func (nopMetrics) StateRecordIgnored(string)       {}
+func (nopMetrics) StateApplied(int64, int, uint64) {}
 
 // Status is what a Log holds, to compare proxies: two proxies that have
 // read the same topic hold the same Records and Digest.
@@ -390,7 +390,7 @@ func (l *Log) advance(off int64) {
 	l.advanced = make(chan struct{})
 	s := l.statusLocked()
 	l.mu.Unlock()
-	l.o.Metrics.StateApplied(s)
+	l.o.Metrics.StateApplied(s.Offset, s.Records, s.Digest)
 }
 
 // Status returns the offset read up to and a digest of the state held.

@@ -11,6 +11,12 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
+// AppliesWrites reports that a write returns only after the Log has fed
+// it to its sinks (dtoken.SelfApplying, credstore.SelfApplying): the caches
+// must not apply it again, or an older record could overwrite a newer one
+// from another proxy.
+func (l *Log) AppliesWrites() bool { return true }
+
 // LoadTokens implements dtoken.TokenStore: the tokens held now (after
 // Restore, the topic's up to its end offset at start).
 func (l *Log) LoadTokens() ([]dtoken.Info, error) {

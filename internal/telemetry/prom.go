@@ -29,6 +29,10 @@ type Prom struct {
 	refused    *prometheus.CounterVec
 	upTokens   prometheus.Gauge
 	upTokenEvt *prometheus.CounterVec
+	stIgnored  *prometheus.CounterVec
+	stOffset   prometheus.Gauge
+	stRecords  prometheus.Gauge
+	stDigest   prometheus.Gauge
 	tokensKey  *prometheus.GaugeVec
 	brTokens   prometheus.Gauge
 	brDescribe *prometheus.CounterVec
@@ -73,10 +77,19 @@ func NewProm() *Prom {
 			Help: "Delegation tokens in the brokers' last description (delegation_tokens.store broker)."}),
 		brDescribe: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_broker_token_describes_total",
 			Help: "DescribeDelegationToken requests the proxy sent to refresh its view of the brokers' tokens, by outcome: ok, error."}, []string{"outcome"}),
+		stIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scram_proxy_state_records_rejected_total",
+			Help: "Records of the state topic (state.backend kafka) ignored because they did not open or decode, by reason."}, []string{"reason"}),
+		stOffset: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scram_proxy_state_offset",
+			Help: "Offset of the last state topic record this proxy applied (-1: none)."}),
+		stRecords: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scram_proxy_state_keys",
+			Help: "Live keys (users, tokens, secrets) this proxy holds from the state topic."}),
+		stDigest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scram_proxy_state_digest",
+			Help: "Order-independent 48-bit digest of the state held from the state topic: proxies that read the same topic show the same value."}),
 	}
 	p.reg.MustRegister(p.connsOpen, p.connsTotal, p.closed, p.refused, p.logins, p.bytes, p.latency, p.dialErrors, p.local, p.reloads, p.badRecords,
-		p.upTokens, p.upTokenEvt, p.tokensKey, p.brTokens, p.brDescribe,
+		p.upTokens, p.upTokenEvt, p.tokensKey, p.brTokens, p.brDescribe, p.stIgnored, p.stOffset, p.stRecords, p.stDigest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.stOffset.Set(-1)
 	return p
 }
 
@@ -158,4 +171,15 @@ func apiName(key int16) string {
 		return n
 	}
 	return "key_" + strconv.Itoa(int(key)%1000)
+}
+
+// StateRecordIgnored counts a state topic record that was ignored.
+func (p *Prom) StateRecordIgnored(reason string) { p.stIgnored.WithLabelValues(reason).Inc() }
+
+// StateApplied publishes where the state topic has been read to and a
+// digest of what is held (48 bits: exact in a float64).
+func (p *Prom) StateApplied(offset int64, records int, digest uint64) {
+	p.stOffset.Set(float64(offset))
+	p.stRecords.Set(float64(records))
+	p.stDigest.Set(float64(digest))
 }

@@ -244,8 +244,6 @@ func validationRefusals() []refusal {
 		}, "delegation_tokens.keys[0]: ", "set exactly one of secret and file"),
 		c("tokens without state", func(c *config.Config) { c.State.Dir = "" }, "state.dir", "required when delegation tokens are enabled"),
 		c("state backend", func(c *config.Config) { c.State.Backend = "etcd" }, "state.backend", "must be local or kafka"),
-		c("kafka state with state.dir", func(c *config.Config) { c.State.Backend, c.State.Kafka.KeyFile = "kafka", "/keys" },
-			"state.dir", "not used with state.backend kafka"),
 		c("kafka state without keys", func(c *config.Config) { c.State.Backend, c.State.Dir = "kafka", "" },
 			"state.kafka.key_file", "required when state.backend is kafka"),
 		c("kafka state topic", func(c *config.Config) {

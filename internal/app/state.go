@@ -37,6 +37,10 @@ func (a *App) loadStateKeys() error {
 		return fmt.Errorf("state.kafka.key_file: %w", err)
 	}
 	a.stateKeys = keys
+	if a.cfg.State.Dir != "" {
+		a.log.Warn("state.dir is not used with state.backend kafka: the state lives in the topic (scram-proxy state copy moves a directory's state there)",
+			zap.String("state_dir", a.cfg.State.Dir))
+	}
 	if a.check {
 		a.log.Warn("not checked: the state topic (state.backend kafka); serve creates or checks it before it reports ready",
 			zap.String("topic", a.cfg.State.Kafka.Topic))

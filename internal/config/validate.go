@@ -291,9 +291,6 @@ func (s State) validate(bad func(key, format string, args ...any)) {
 		return
 	}
 	k := s.Kafka
-	if s.Dir != "" {
-		bad("state.dir", "not used with state.backend kafka (the state lives in the topic): remove it")
-	}
 	if k.KeyFile == "" {
 		bad("state.kafka.key_file", "required when state.backend is kafka (the keys that seal every record)")
 	}

@@ -337,6 +337,17 @@ func TestSecretIsSharedByTheFleet(t *testing.T) {
 	if s2, err := b.Secret("phantom_scram"); err != nil || !bytes.Equal(s2, s1) {
 		t.Fatalf("second proxy: %x %v, want the first's", s2, err)
 	}
+	// state copy's side of it.
+	if err := b.PutSecret("copied", bytes.Repeat([]byte{9}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutSecret("short", []byte{1}); err == nil {
+		t.Fatal("a short secret was written")
+	}
+	held, _ := b.StoredSecrets()
+	if len(held) != 2 || !bytes.Equal(held["phantom_scram"], s1) || held["copied"][0] != 9 {
+		t.Fatalf("held secrets %v", held)
+	}
 }
 
 func TestKeyRotation(t *testing.T) {

@@ -6,6 +6,7 @@ package statelog
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
@@ -99,4 +100,24 @@ func (l *Log) secret(name string) ([]byte, bool) {
 	defer l.mu.Unlock()
 	s, ok := l.secrets[name]
 	return append([]byte(nil), s...), ok
+}
+
+// StoredSecrets returns every named secret held (for state copy).
+func (l *Log) StoredSecrets() (map[string][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string][]byte, len(l.secrets))
+	for n, v := range l.secrets {
+		out[n] = append([]byte(nil), v...)
+	}
+	return out, nil
+}
+
+// PutSecret writes the secret called name (for state copy); it must be 32
+// bytes, as Secret creates them.
+func (l *Log) PutSecret(name string, value []byte) error {
+	if len(value) != secretSize {
+		return fmt.Errorf("statelog: secret %q is %d bytes, want %d", name, len(value), secretSize)
+	}
+	return l.write(KindSecret, name, value)
 }

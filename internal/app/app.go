@@ -286,9 +286,13 @@ func (a *App) buildAuth(tokenKeys []config.ResolvedTokenKey) (*sasl.Authenticato
 		tokens = a.brokerTokens
 		local = local.WithBrokerTokens(a.brokerTokens, a.cfg.Authz.SuperUsers)
 	}
-	auth := sasl.NewAuthenticator(sasl.Options{Users: a.users, Tokens: tokens, RejectExpiredTokens: true,
-		PhantomKey: phantomKey})
-	return auth, local, nil
+	so := sasl.Options{Users: a.users, Tokens: tokens, RejectExpiredTokens: true, PhantomKey: phantomKey}
+	if l := a.stateLog; l != nil {
+		// The fleet's key: the topic's latest, should two proxies have
+		// created it at once (a fleet's first start).
+		so.PhantomKeyFunc = func() []byte { return l.HeldSecret("phantom_scram", phantomKey) }
+	}
+	return sasl.NewAuthenticator(so), local, nil
 }
 
 // buildListenerTLS loads the listener's certificate, key and client CA;

@@ -30,6 +30,14 @@ func (a *App) listen() error {
 	}
 	bind("listener.address", a.cfg.Listener.Address, func() (err error) {
 		a.ln, err = net.Listen("tcp", a.cfg.Listener.Address)
+		if err == nil && a.sharedState() {
+			// Checked here, bound again once the state topic is restored:
+			// until then a client is refused and tries another broker,
+			// rather than waiting in the backlog for a restore that lasts
+			// as long as the brokers are unreachable.
+			err = a.ln.Close()
+			a.ln = nil
+		}
 		return err
 	})
 	// Metrics and health on metrics.address; profiling on its own address

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -87,6 +88,9 @@ func (a *App) restoreState(ctx, bg context.Context) error {
 	}
 	if err := a.buildServer(auth, local, a.listenerTLS, a.res.ConnectionsPerIP); err != nil {
 		return err
+	}
+	if a.ln, err = net.Listen("tcp", a.cfg.Listener.Address); err != nil {
+		return fmt.Errorf("listener.address: %w", err)
 	}
 	if err := a.stateLog.Start(bg, a.tokens, a.admin); err != nil {
 		return err

@@ -37,6 +37,11 @@ type Options struct {
 	// exists. Kafka fails unknown users at round 1. Keep the key stable
 	// across restarts (state.dir keeps one).
 	PhantomKey []byte
+	// PhantomKeyFunc, when set, is read at each unknown user's login
+	// instead of PhantomKey: a key a fleet shares through a log can change
+	// once, when two proxies created it at the same moment and the log
+	// keeps the later. It is called concurrently and must not return nil.
+	PhantomKeyFunc func() []byte
 	// PhantomShapes supplies the real users' challenge shapes (iterations,
 	// salt form and length) that phantom challenges are drawn from, so an
 	// unknown user's challenge looks like a known user's. nil means Users,
@@ -182,12 +187,16 @@ func (c *Conversation) clientFirst(msg string) ([]byte, error) {
 	} else {
 		cred, err := o.Users.LookupUser(c.ctx, c.mech, cf.Username)
 		switch {
-		case errors.Is(err, ErrUnknownCredential) && o.PhantomKey != nil:
+		case errors.Is(err, ErrUnknownCredential) && (o.PhantomKey != nil || o.PhantomKeyFunc != nil):
 			var pop []ShapeCount
 			if o.PhantomShapes != nil {
 				pop = o.PhantomShapes.PhantomShapes(c.mech)
 			}
-			c.cred, c.phantom = phantomCredential(o.PhantomKey, c.mech, cf.Username, pop), true
+			key := o.PhantomKey
+			if o.PhantomKeyFunc != nil {
+				key = o.PhantomKeyFunc()
+			}
+			c.cred, c.phantom = phantomCredential(key, c.mech, cf.Username, pop), true
 		case err != nil:
 			return nil, lookupFailure(err, "unknown_user")
 		default:

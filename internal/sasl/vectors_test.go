@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,5 +421,38 @@ func TestPhantomChallengeForUnknownUsers(t *testing.T) {
 	conv, _ := a.Start(context.Background(), ScramSHA512)
 	if _, err := conv.Step([]byte("n,,n=" + strings.Repeat("a", 300) + ",r=x")); Reason(err) != "malformed_client_first" {
 		t.Fatalf("oversized username: %v", err)
+	}
+}
+
+// TestPhantomKeyFuncIsReadAtEachLogin: a fleet's shared phantom key can
+// change once (two proxies created it at once); the salt follows it.
+func TestPhantomKeyFuncIsReadAtEachLogin(t *testing.T) {
+	key := []byte("first")
+	var mu sync.Mutex
+	a := NewAuthenticator(Options{Users: lookups{users: map[string]Credential{}}, PhantomKey: []byte("unused"),
+		PhantomKeyFunc: func() []byte { mu.Lock(); defer mu.Unlock(); return key }})
+	salt := func() string {
+		client, _ := scram.SHA512.NewClientUnprepped("mallory", "x", "")
+		conv, _ := a.Start(context.Background(), ScramSHA512)
+		first, _ := client.NewConversation().Step("")
+		sf, err := conv.Step([]byte(first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(string(sf), ",")[1]
+	}
+	s1 := salt()
+	if again := salt(); again != s1 {
+		t.Fatal("phantom salt not stable under one key")
+	}
+	mu.Lock()
+	key = []byte("second")
+	mu.Unlock()
+	if s2 := salt(); s2 == s1 {
+		t.Fatal("the phantom salt did not follow the key")
+	}
+	want := phantomCredential([]byte("second"), ScramSHA512, "mallory", nil)
+	if got := salt(); got != "s="+base64.StdEncoding.EncodeToString(want.Salt) {
+		t.Fatalf("salt %s, want the one PhantomKey %q gives", got, "second")
 	}
 }

@@ -426,3 +426,32 @@ func TestRestoreRetriesUntilTheContextEnds(t *testing.T) {
 		t.Fatal("a write before the restore succeeded")
 	}
 }
+
+// TestARacedSecretConverges: two proxies of a fleet's first start both
+// create the phantom secret; the topic keeps the later, and both hold it.
+func TestARacedSecretConverges(t *testing.T) {
+	c := newCluster(t)
+	a := openLog(t, c)
+	b := openLog(t, c) // restored before a wrote: sees no secret either
+	sa, err := a.Secret("phantom_scram")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.Secret("phantom_scram")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(sa, sb) {
+		t.Fatal("no race: the second proxy found the first's secret")
+	}
+	if !bytes.Equal(b.HeldSecret("phantom_scram", nil), sb) {
+		t.Fatal("the later writer does not hold its own secret")
+	}
+	a.start(t)
+	eventually(t, "the first writer to hold the later secret", func() bool {
+		return bytes.Equal(a.HeldSecret("phantom_scram", nil), sb)
+	})
+	if s, _ := openLog(t, c).Secret("phantom_scram"); !bytes.Equal(s, sb) {
+		t.Fatal("a restart does not restore the topic's secret")
+	}
+}

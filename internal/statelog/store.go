@@ -76,8 +76,9 @@ func (l *Log) PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) err
 
 // Secret returns the 32-byte secret called name that the fleet shares
 // (the phantom-login key), creating it in the topic if no proxy has. Two
-// proxies that create it at the same moment may each keep their own until
-// they restart; from then on they hold the topic's (the last written).
+// proxies that create it at the same moment each get their own here; the
+// topic keeps the later, which every proxy holds once it has read it
+// (HeldSecret), and which a restart restores.
 func (l *Log) Secret(name string) ([]byte, error) {
 	if s, ok := l.secret(name); ok {
 		return s, nil
@@ -93,6 +94,18 @@ func (l *Log) Secret(name string) ([]byte, error) {
 		return held, nil
 	}
 	return s, nil
+}
+
+// HeldSecret returns the secret called name as held now, the topic's
+// latest record of it (which all proxies reach), or def if none is held
+// (deleted by hand). It does not copy: callers must not modify it.
+func (l *Log) HeldSecret(name string, def []byte) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.secrets[name]; ok {
+		return s
+	}
+	return def
 }
 
 func (l *Log) secret(name string) ([]byte, bool) {

@@ -238,3 +238,39 @@ func TestKeyConstantsMatchKmsg(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesTopics(t *testing.T) {
+	frame := func(req kmsg.Request, v int16) []byte {
+		req.SetVersion(v)
+		return kmsg.NewRequestFormatter(kmsg.FormatterClientID("client")).AppendRequest(nil, req, 7)[4:]
+	}
+	for _, v := range []int16{0, 1, 4, 8, 9, 12, 13} {
+		all := kmsg.NewPtrMetadataRequest()
+		if v == 0 {
+			all.Topics = []kmsg.MetadataRequestTopic{} // v0's "all"
+		}
+		if NamesTopics(frame(all, v)) {
+			t.Errorf("metadata v%d for all topics counted as named", v)
+		}
+		named := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("orders")
+		named.Topics = append(named.Topics, rt)
+		if !NamesTopics(frame(named, v)) {
+			t.Errorf("metadata v%d naming a topic not counted as named", v)
+		}
+	}
+	dtp := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	if NamesTopics(frame(dtp, 0)) {
+		t.Error("DescribeTopicPartitions for all topics counted as named")
+	}
+	rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+	rt.Topic = "orders"
+	dtp.Topics = append(dtp.Topics, rt)
+	if !NamesTopics(frame(dtp, 0)) {
+		t.Error("DescribeTopicPartitions naming a topic not counted as named")
+	}
+	if NamesTopics(frame(kmsg.NewPtrListGroupsRequest(), 3)) || NamesTopics([]byte{0, 3}) {
+		t.Error("another request, or a short frame, counted as named")
+	}
+}

@@ -45,9 +45,13 @@ func (forward) serve(s *session, r *request) (bool, closeReason) {
 		expect = acks != 0 // acks=0: Kafka sends no response at all
 	}
 	if expect {
-		s.push(pending{corr: r.corr, key: r.key, version: r.version, start: o.Now(),
+		p := pending{corr: r.corr, key: r.key, version: r.version, start: o.Now(),
 			rewrite: r.key == protocol.KeyApiVersions || o.Registry.NeedsRewrite(r.key, r.version),
-			scan:    o.Registry.Scanner(r.key, r.version)})
+			scan:    o.Registry.Scanner(r.key, r.version)}
+		if p.rewrite && (r.key == protocol.KeyMetadata || r.key == protocol.KeyDescribeTopicPartitions) {
+			p.req.NamesTopics = protocol.NamesTopics(r.head)
+		}
+		s.push(p)
 	}
 
 	_ = up.SetWriteDeadline(o.Now().Add(o.IdleTimeout))

@@ -31,6 +31,7 @@ type pending struct {
 	local        []byte                            // a complete frame built by the proxy; nil: the upstream answers
 	rewrite      bool                              // decode and rewrite the upstream's answer
 	scan         func(rewrite.Source, int16) error // stream the answer through this check
+	req          rewrite.Request                   // what the rewrite needs to know of the request
 	closeAfter   closeReason                       // close the connection once local (if any) is written
 	delay        bool                              // wait the failed-auth delay before writing local
 	start        time.Time                         // when the request was read, for latency

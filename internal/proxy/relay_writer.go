@@ -254,7 +254,7 @@ func (s *session) relayRewritten(body io.Reader, n int, p pending) error {
 	outp := s.srv.buffers.Get(n + 4 + 256)
 	defer s.srv.buffers.Put(outp)
 	out := append((*outp)[:4], frame[:hlen]...)
-	out, changed, err := s.srv.opts.Registry.Response(out, p.key, p.version, frame[hlen:], s.srv.opts.AddrMap)
+	out, changed, err := s.srv.opts.Registry.ResponseTo(out, p.key, p.version, frame[hlen:], s.srv.opts.AddrMap, p.req)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,16 @@
 package rewrite
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
-// WithHiddenTopics returns a copy of r that leaves the named topics (the
-// proxy's own state topic) out of the answers that list topics: Metadata,
-// DescribeTopicPartitions and DescribeLogDirs. A client then neither sees
-// nor lists them; this is tidiness, not access control (the brokers' ACLs
-// are, and the state records are sealed).
+// WithHiddenTopics returns a copy of r that keeps the named topics (the
+// proxy's own state topic) from clients the way a broker keeps a topic
+// from a client not allowed to describe it: left out of answers about all
+// topics, and answered TOPIC_AUTHORIZATION_FAILED when named (Metadata,
+// DescribeTopicPartitions); left out of DescribeLogDirs. This is tidiness,
+// not access control: the brokers' ACLs are, and the records are sealed.
 func (r Registry) WithHiddenTopics(topics ...string) Registry {
 	if len(topics) == 0 {
 		return r
@@ -19,55 +23,67 @@ func (r Registry) WithHiddenTopics(topics ...string) Registry {
 	for k, h := range r {
 		out[k] = h
 	}
-	chain := func(key int16, drop func(kmsg.Response) bool) {
+	hide := func(key int16, f func(kmsg.Response, Request) bool) {
 		h := out[key]
-		inner := h.Rewrite
-		h.Rewrite = func(resp kmsg.Response, m AddrMap) (bool, error) {
-			changed := drop(resp)
-			if inner == nil {
-				return changed, nil
-			}
-			c, err := inner(resp, m)
-			return changed || c, err
-		}
-		h.FromVersion = 0
+		h.Hide = f
 		out[key] = h
 	}
-	chain(3, func(r kmsg.Response) bool {
+	hide(3, func(r kmsg.Response, req Request) bool {
 		resp := r.(*kmsg.MetadataResponse)
-		n := len(resp.Topics)
-		resp.Topics = without(resp.Topics, func(t kmsg.MetadataResponseTopic) bool { return t.Topic != nil && hidden[*t.Topic] })
-		return len(resp.Topics) != n
+		changed := false
+		kept := resp.Topics[:0]
+		for _, t := range resp.Topics {
+			if t.Topic == nil || !hidden[*t.Topic] {
+				kept = append(kept, t)
+				continue
+			}
+			changed = true
+			if req.NamesTopics {
+				// As MetadataResponse's entry for a topic the client may
+				// not describe: the error, the name, nothing else.
+				denied := kmsg.NewMetadataResponseTopic()
+				denied.Topic, denied.ErrorCode = t.Topic, kerr.TopicAuthorizationFailed.Code
+				kept = append(kept, denied)
+			}
+		}
+		resp.Topics = kept
+		return changed
 	})
-	chain(75, func(r kmsg.Response) bool {
+	hide(75, func(r kmsg.Response, req Request) bool {
 		resp := r.(*kmsg.DescribeTopicPartitionsResponse)
-		n := len(resp.Topics)
-		resp.Topics = without(resp.Topics, func(t kmsg.DescribeTopicPartitionsResponseTopic) bool {
-			return t.Topic != nil && hidden[*t.Topic]
-		})
-		return len(resp.Topics) != n
+		changed := false
+		kept := resp.Topics[:0]
+		for _, t := range resp.Topics {
+			if t.Topic == nil || !hidden[*t.Topic] {
+				kept = append(kept, t)
+				continue
+			}
+			changed = true
+			if req.NamesTopics {
+				denied := kmsg.NewDescribeTopicPartitionsResponseTopic()
+				denied.Topic, denied.ErrorCode = t.Topic, kerr.TopicAuthorizationFailed.Code
+				kept = append(kept, denied)
+			}
+		}
+		resp.Topics = kept
+		return changed
 	})
-	chain(35, func(r kmsg.Response) bool {
+	hide(35, func(r kmsg.Response, _ Request) bool {
 		resp := r.(*kmsg.DescribeLogDirsResponse)
 		changed := false
 		for i := range resp.Dirs {
 			d := &resp.Dirs[i]
-			n := len(d.Topics)
-			d.Topics = without(d.Topics, func(t kmsg.DescribeLogDirsResponseDirTopic) bool { return hidden[t.Topic] })
-			changed = changed || len(d.Topics) != n
+			kept := d.Topics[:0]
+			for _, t := range d.Topics {
+				if hidden[t.Topic] {
+					changed = true
+					continue
+				}
+				kept = append(kept, t)
+			}
+			d.Topics = kept
 		}
 		return changed
 	})
-	return out
-}
-
-// without drops the elements drop reports, in place.
-func without[T any](s []T, drop func(T) bool) []T {
-	out := s[:0]
-	for _, v := range s {
-		if !drop(v) {
-			out = append(out, v)
-		}
-	}
 	return out
 }

@@ -28,7 +28,8 @@ func TestHiddenTopicsAreLeftOutOfTopicLists(t *testing.T) {
 			t.Topic = kmsg.StringPtr(n)
 			md.Topics = append(md.Topics, t)
 		}
-		out, changed, err := r.Response(nil, 3, v, md.AppendTo(nil), fixed{})
+		body := md.AppendTo(nil)
+		out, changed, err := r.Response(nil, 3, v, body, fixed{})
 		if err != nil || !changed {
 			t.Fatalf("metadata v%d: changed %v, %v", v, changed, err)
 		}
@@ -42,10 +43,25 @@ func TestHiddenTopicsAreLeftOutOfTopicLists(t *testing.T) {
 			ts = append(ts, t.Topic)
 		}
 		if g := names(ts); len(g) != 2 || g[0] != "orders" || g[1] != "payments" {
-			t.Fatalf("metadata v%d lists %v", v, g)
+			t.Fatalf("metadata v%d for all topics lists %v", v, g)
 		}
 		if got.Brokers[0].Host == "10.1.2.3" {
 			t.Fatal("the broker address was not rewritten any more")
+		}
+		// Named, the topic is refused as a broker refuses one the client
+		// may not describe.
+		out, _, err = r.ResponseTo(nil, 3, v, body, fixed{}, Request{NamesTopics: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = kmsg.NewPtrMetadataResponse()
+		got.SetVersion(v)
+		if err := got.ReadFrom(out); err != nil {
+			t.Fatal(err)
+		}
+		if d := got.Topics[1]; len(got.Topics) != 3 || *d.Topic != "__scram_proxy_state" || d.ErrorCode != 29 ||
+			len(d.Partitions) != 0 || d.TopicID != [16]byte{} {
+			t.Fatalf("metadata v%d, named: %+v", v, got.Topics)
 		}
 	}
 

@@ -54,6 +54,17 @@ type Handling struct {
 	Text     bool
 	TextFrom int16
 	text     *textPlan // planText of the response type, when Text
+	// Hide, when set (WithHiddenTopics), leaves topics the client must not
+	// see out of the decoded response, every version, reporting whether it
+	// changed anything.
+	Hide func(resp kmsg.Response, req Request) bool
+}
+
+// Request is what a response's rewrite may need to know of its request.
+type Request struct {
+	// NamesTopics: the request named its topics (protocol.NamesTopics)
+	// rather than asking for all of them.
+	NamesTopics bool
 }
 
 // Registry maps API keys to their handling. Every kmsg response type with a
@@ -142,7 +153,7 @@ func (r Registry) WithFetchEndpoints() Registry {
 // NeedsRewrite reports whether responses to (key, version) must be decoded.
 func (r Registry) NeedsRewrite(key, version int16) bool {
 	h, ok := r[key]
-	return ok && (h.Rewrite != nil && version >= h.FromVersion || h.Text && version >= h.TextFrom)
+	return ok && (h.Rewrite != nil && version >= h.FromVersion || h.Text && version >= h.TextFrom || h.Hide != nil)
 }
 
 // Scanner returns the check that large responses to (key, version) stream
@@ -161,10 +172,15 @@ func (r Registry) Scanner(key, version int16) func(Source, int16) error {
 // round trip (kmsg keeps them). body must stay unmodified until the result
 // is written: decoding aliases it.
 func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMap) (out []byte, changed bool, err error) {
+	return r.ResponseTo(dst, key, version, body, m, Request{})
+}
+
+// ResponseTo is Response for a response whose request req describes.
+func (r Registry) ResponseTo(dst []byte, key, version int16, body []byte, m AddrMap, req Request) (out []byte, changed bool, err error) {
 	h := r[key]
 	endpoints := h.Rewrite != nil && version >= h.FromVersion
 	text := h.Text && version >= h.TextFrom
-	if !endpoints && !text {
+	if !endpoints && !text && h.Hide == nil {
 		return dst, false, nil
 	}
 	resp := kmsg.ResponseForKey(key)
@@ -172,10 +188,15 @@ func (r Registry) Response(dst []byte, key, version int16, body []byte, m AddrMa
 	if err := resp.(kmsg.UnsafeReadFrom).UnsafeReadFrom(body); err != nil {
 		return dst, false, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(key), version, err)
 	}
+	if h.Hide != nil && h.Hide(resp, req) {
+		changed = true
+	}
 	if endpoints {
-		if changed, err = h.Rewrite(resp, m); err != nil {
+		var rewrote bool
+		if rewrote, err = h.Rewrite(resp, m); err != nil {
 			return dst, false, fmt.Errorf("rewrite %s v%d response: %w", kmsg.NameForKey(key), version, err)
 		}
+		changed = changed || rewrote
 	}
 	if text && scrubText(resp, h.text, m) {
 		changed = true

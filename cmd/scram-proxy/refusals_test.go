@@ -312,6 +312,11 @@ func fileRefusals() []refusal {
 		c("token keys with one secret", func(c *config.Config, f fixture) {
 			c.Tokens.MasterKeyFile, c.Tokens.Keys = "", []config.TokenKey{{ID: "k2", File: f.tokenKey}, {ID: "k1", Secret: "token-master-key"}}
 		}, "delegation_tokens.keys[1]: ", `the same secret as key "k2"`),
+		c("state key file missing", func(c *config.Config, _ fixture) {
+			c.State.Backend, c.State.Kafka.KeyFile = "kafka", "/nonexistent/state.keys"
+		}, "state.kafka.key_file", "no such file"),
+		c("state key file empty", func(c *config.Config, f fixture) { c.State.Backend, c.State.Kafka.KeyFile = "kafka", f.empty },
+			"state.kafka.key_file", "no key"),
 		c("state dir is a file", func(c *config.Config, f fixture) { c.State.Dir = f.regular }, "state.dir", "not a directory"),
 		c("state dir under a file", func(c *config.Config, f fixture) { c.State.Dir = filepath.Join(f.regular, "state") }, "state.dir", "not a directory"),
 		c("state database corrupt", func(c *config.Config, f fixture) { c.State.Dir = f.corruptState }, "state.dir", "open state.db"),

@@ -50,8 +50,8 @@ func (a *App) Run(ctx context.Context, ready func()) error {
 		}()
 	}
 	if a.sharedState() {
-		// Before any client is accepted (the listener is bound, not
-		// served): the caches and the server are built from the topic.
+		// Before any client is accepted (the listener is bound once the
+		// topic is restored): the caches and the server are built from it.
 		if err := a.restoreState(ctx, bg); err != nil {
 			if ctx.Err() != nil {
 				a.log.Info("stopped before the state topic was restored")

@@ -64,11 +64,12 @@ type UserStore interface {
 
 // SelfApplying is implemented by a UserStore that feeds every write it
 // accepts back into the Admin (ApplyUser) before PutUser returns, as a
-// store shared through a log does when it reads its own record back. When
-// AppliesWrites reports true the Admin does not apply its writes itself:
-// applying them again after the store returned could put an older record
-// back over a newer one the store had applied from another proxy in
-// between.
+// store shared through a log does when it reads its own record back. The
+// Admin asks AppliesWrites before each write (a log applies only once it
+// tails into the Admin); when it reports true the Admin does not apply the
+// write itself: applying it again after the store returned could put an
+// older record back over a newer one the store had applied from another
+// proxy in between.
 type SelfApplying interface {
 	AppliesWrites() bool
 }
@@ -82,19 +83,15 @@ type SelfApplying interface {
 // store shared by several proxies calls ApplyUser from its own goroutine,
 // also while Alter waits in PutUser for the store to read its write back.
 type Admin struct {
-	store        *Store
-	persist      UserStore
-	superUsers   map[string]bool
-	selfApplying bool
-	writeMu      sync.Mutex
+	store      *Store
+	persist    UserStore
+	superUsers map[string]bool
+	writeMu    sync.Mutex
 }
 
 // NewAdmin loads the persisted API users into store's API layer.
 func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, error) {
 	a := &Admin{store: store, persist: persist, superUsers: map[string]bool{}}
-	if s, ok := persist.(SelfApplying); ok {
-		a.selfApplying = s.AppliesWrites()
-	}
 	for _, p := range superUsers {
 		a.superUsers[p] = true
 	}
@@ -332,10 +329,12 @@ func (a *Admin) Alter(principal string, deletions []Deletion, upsertions []Upser
 		}
 	}
 	for _, u := range users {
+		s, ok := a.persist.(SelfApplying)
+		self := ok && s.AppliesWrites()
 		if err := a.persist.PutUser(u, next[u]); err != nil {
 			return nil, fmt.Errorf("persist SCRAM user: %w", err)
 		}
-		if !a.selfApplying {
+		if !self {
 			a.ApplyUser(u, next[u])
 		}
 	}

@@ -160,9 +160,6 @@ type Manager struct {
 	keys      []*tokenKey
 	keyByHash map[string]*tokenKey
 	keyByID   map[string]*tokenKey
-	// selfApplying: the store feeds every write it accepts back through
-	// ApplyToken and ForgetToken before it returns (see SelfApplying).
-	selfApplying bool
 
 	writeMu sync.Mutex
 
@@ -223,9 +220,6 @@ func New(o Options) (*Manager, error) {
 		m.keys = append(m.keys, tk)
 		m.keyByID[k.ID] = tk
 		m.keyByHash[string(tk.check)] = tk
-	}
-	if s, ok := o.Store.(SelfApplying); ok {
-		m.selfApplying = s.AppliesWrites()
 	}
 	for _, s := range o.SuperUsers {
 		p, err := ParsePrincipal(s)
@@ -392,21 +386,30 @@ func (m *Manager) removeLocked(id string) {
 // put persists i, then applies it to the cache (unless the store already
 // has): the cache never shows a write the store refused.
 func (m *Manager) put(i Info) error {
+	self := m.storeApplies()
 	if err := m.o.Store.PutToken(i); err != nil {
 		return fmt.Errorf("persist delegation token: %w", err)
 	}
-	if !m.selfApplying {
+	if !self {
 		m.ApplyToken(i)
 	}
 	return nil
 }
 
+// storeApplies asks the store, before each write, whether it will apply
+// the write itself (SelfApplying).
+func (m *Manager) storeApplies() bool {
+	s, ok := m.o.Store.(SelfApplying)
+	return ok && s.AppliesWrites()
+}
+
 // delete removes token id from the store, then from the cache.
 func (m *Manager) delete(id string) error {
+	self := m.storeApplies()
 	if err := m.o.Store.DeleteToken(id); err != nil {
 		return fmt.Errorf("delete delegation token: %w", err)
 	}
-	if !m.selfApplying {
+	if !self {
 		m.ForgetToken(id)
 	}
 	return nil

@@ -50,10 +50,11 @@ func (s *MemStore) DeleteToken(id string) error {
 // SelfApplying is implemented by a TokenStore that feeds every write it
 // accepts back into the Manager (ApplyToken, ForgetToken) before PutToken
 // or DeleteToken returns, as a store shared through a log does when it
-// reads its own record back. When AppliesWrites reports true the Manager
-// does not apply its writes itself: applying them again after the store
-// returned could put an older record back over a newer one the store had
-// applied from another proxy in between.
+// reads its own record back. The Manager asks AppliesWrites before each
+// write (a log applies only once it tails into the Manager); when it
+// reports true the Manager does not apply the write itself: applying it
+// again after the store returned could put an older record back over a
+// newer one the store had applied from another proxy in between.
 type SelfApplying interface {
 	AppliesWrites() bool
 }

@@ -10,6 +10,7 @@
 #   kafka-password                 the brokers' password among themselves (User:kafka)
 #   delegation-token-secret-key    the brokers' delegation.token.secret.key (the proxies' token key)
 #   cluster-id                     the KRaft cluster id
+#   state-key                      the key sealing the shared state topic's records (id s1)
 # OUT/client/    what a client needs: ca.crt and admin.properties,
 #                alice.properties (Java client settings with the passwords)
 #
@@ -41,6 +42,9 @@ once() { # once FILE COMMAND...: write COMMAND's output to FILE unless it exists
 	shift
 	[ -s "$f" ] || "$@" >"$f"
 }
+state_key() { # state.kafka.key_file: "<id> <32 bytes, base64>"
+	echo "s1 $(openssl rand -base64 32)"
+}
 cluster_id() { # 16 random bytes, base64url without padding, not starting with '-'
 	local id=-
 	while [[ $id == -* ]]; do
@@ -53,6 +57,7 @@ once "$s/proxy-password" hex
 once "$s/kafka-password" hex
 once "$s/delegation-token-secret-key" hex
 once "$s/cluster-id" cluster_id
+once "$s/state-key" state_key
 
 if [ ! -s "$s/tls.crt" ]; then
 	san=

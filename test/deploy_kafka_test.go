@@ -218,7 +218,10 @@ func (f *fleet) newClient(t *testing.T, user string, n int, opts ...kgo.Opt) *kg
 // TestDeployFleetOnRealKafka runs the compose example's brokers and
 // proxies: admin creates a topic and alice's ACLs through proxy 1; alice
 // produces through proxy 0 and consumes in a group through proxy 2, as
-// herself: a topic she has no ACL for refuses her.
+// herself: a topic she has no ACL for refuses her. A user admin creates
+// through proxy 1 logs in through proxy 2 (the state topic); a token alice
+// creates through proxy 0 logs in through proxies 1 and 2 until she
+// expires it through proxy 2 (the brokers' tokens).
 func TestDeployFleetOnRealKafka(t *testing.T) {
 	f := startFleet(t)
 	ctx := ctxT(t, 3*time.Minute)
@@ -271,6 +274,30 @@ func TestDeployFleetOnRealKafka(t *testing.T) {
 	err = producer.ProduceSync(ctx, &kgo.Record{Topic: "not-alices", Value: []byte("x")}).FirstErr()
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("alice produces to a topic she has no ACL for: %v, want TOPIC_AUTHORIZATION_FAILED (she acts as herself)", err)
+	}
+
+	// Users created through the admin API are in the state topic
+	// (state.backend kafka): one admin creates through proxy 0 logs in
+	// through proxy 2.
+	up, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "carol", Mechanism: kadm.ScramSha512,
+		Iterations: 8192, Password: "carol-password"}})
+	if err == nil {
+		err = up.Error()
+	}
+	if err != nil {
+		t.Fatalf("admin creates carol through proxy 1: %v", err)
+	}
+	for {
+		carol := f.newClient(t, "", 2, kgo.SASL(scram.Auth{User: "carol", Pass: "carol-password"}.AsSha512Mechanism()))
+		_, err := kadm.NewClient(carol).Metadata(ctx)
+		carol.Close()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) || ctx.Err() != nil {
+			t.Fatalf("carol, created through proxy 1, logs in through proxy 2: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // proxy 2 reads her record a moment later
 	}
 
 	// Tokens are the brokers' (delegation_tokens.store broker): one alice

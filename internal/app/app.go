@@ -338,8 +338,13 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 	if c.Routing.FetchNodeEndpoints {
 		registry = registry.WithFetchEndpoints()
 	}
+	var protected *proxy.ProtectedTopics
 	if c.State.Shared() {
 		registry = registry.WithHiddenTopics(c.State.Kafka.Topic)
+		protected = &proxy.ProtectedTopics{Names: []string{c.State.Kafka.Topic}}
+		if a.stateLog != nil {
+			protected.IDs = [][16]byte{a.stateLog.TopicID()}
+		}
 	}
 	srv, err := proxy.New(proxy.Options{
 		TLS:                       listenerTLS,
@@ -363,6 +368,7 @@ func (a *App) buildServer(auth *sasl.Authenticator, local proxy.LocalAPIs, liste
 		MaxReauth:                 c.SASL.MaxReauth,
 		RouteSNI:                  a.routes.SNIRouter(),
 		Local:                     local,
+		Protected:                 protected,
 		ListenerName:              "client",
 		Admit:                     a.admit(),
 	})

@@ -93,6 +93,10 @@ type Options struct {
 	RouteSNI func(serverName string) (node int32, ok bool)
 	// Local answers the APIs the proxy implements itself; nil: none.
 	Local LocalAPIs
+	// Protected, when set, names topics no client may write to or
+	// administer through the proxy (the shared state topic): such requests
+	// are read whole and refused (protected.go).
+	Protected *ProtectedTopics
 	// Admit, when set, is asked whether a principal whose first login
 	// just succeeded (with delegation token tokenID, or "" for a password)
 	// may use the proxy (upstream.principal_mode client: whether the

@@ -27,6 +27,7 @@ func newPipeline() []stage {
 		sessionDeadline{}, // KIP-368: an expired session ends here
 		saslStage{},       // re-authentication, and SASL requests on an authenticated connection
 		localAPIs{},       // the APIs the proxy answers itself
+		protectedTopics{}, // writes to the topics the proxy keeps for itself, refused
 		// Authorization will go here: it sees every request the proxy
 		// does not answer itself, before it leaves for the upstream.
 		forward{}, // everything else, to the upstream; never passes

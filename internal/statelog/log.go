@@ -135,7 +135,8 @@ type Log struct {
 	next     int64         // every record below it has been applied
 	advanced chan struct{} // closed and replaced when next moves
 	restored bool
-	tailing  bool // Start has begun the tail: writes wait for it
+	tailing  bool     // Start has begun the tail: writes wait for it
+	topicID  [16]byte // from Restore
 
 	// catchMu serializes catchUp, which reads the consumer before Start.
 	catchMu sync.Mutex

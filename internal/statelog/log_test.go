@@ -20,7 +20,7 @@ import (
 
 func TestRestoreCreatesTheTopic(t *testing.T) {
 	c := newCluster(t)
-	openLog(t, c, func(o *Options) { o.ReplicationFactor, o.MinInsyncReplicas = 3, 2 })
+	l := openLog(t, c, func(o *Options) { o.ReplicationFactor, o.MinInsyncReplicas = 3, 2 })
 	adm := kadm.NewClient(mustClient(t, c))
 	td, err := adm.ListTopics(context.Background(), DefaultTopic)
 	if err != nil {
@@ -41,6 +41,9 @@ func TestRestoreCreatesTheTopic(t *testing.T) {
 	}
 	if got["cleanup.policy"] != "compact" || got["min.insync.replicas"] != "2" {
 		t.Fatalf("configs %v", got)
+	}
+	if id := l.TopicID(); id == [16]byte{} || id != d.ID {
+		t.Fatalf("topic id %x, the brokers say %x", id, d.ID)
 	}
 }
 

@@ -52,9 +52,10 @@ func (l *Log) ensureTopic(ctx context.Context) error {
 			"cleanup.policy":      ptr("compact"),
 			"min.insync.replicas": ptr(strconv.Itoa(l.o.MinInsyncReplicas)),
 		}
-		_, err := adm.CreateTopic(ctx, 1, l.o.ReplicationFactor, configs, topic)
+		created, err := adm.CreateTopic(ctx, 1, l.o.ReplicationFactor, configs, topic)
 		switch {
 		case err == nil:
+			l.setTopicID(created.ID)
 			// Created with exactly the settings checked below.
 			l.o.Logger.Info("state topic created", zap.String("topic", topic),
 				zap.Int16("replication_factor", l.o.ReplicationFactor), zap.Int("min_insync_replicas", l.o.MinInsyncReplicas))
@@ -72,6 +73,7 @@ func (l *Log) ensureTopic(ctx context.Context) error {
 	if td.Err != nil {
 		return fmt.Errorf("describe state topic %q: %w", topic, td.Err)
 	}
+	l.setTopicID(td.ID)
 	var mm []Mismatch
 	if n := len(td.Partitions); n != 1 {
 		mm = append(mm, Mismatch{"partitions", strconv.Itoa(n), "1"})
@@ -113,3 +115,17 @@ func (l *Log) ensureTopic(ctx context.Context) error {
 }
 
 func ptr(s string) *string { return &s }
+
+func (l *Log) setTopicID(id [16]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.topicID = id
+}
+
+// TopicID is the state topic's id, known once Restore has returned (all
+// zeros from a cluster without topic ids).
+func (l *Log) TopicID() [16]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.topicID
+}

@@ -206,7 +206,13 @@ func TestRestoreReadsToTheStartEndOffsetThenTails(t *testing.T) {
 	if toks, _ := r.LoadTokens(); len(toks) != 5 {
 		t.Fatalf("holds %d tokens before Start, want the 5 restored", len(toks))
 	}
+	if r.AppliesWrites() {
+		t.Fatal("applies writes before it feeds any sink")
+	}
 	r.start(t)
+	if !r.AppliesWrites() {
+		t.Fatal("does not apply writes once it tails into the sinks")
+	}
 	eventually(t, "the late token", func() bool { _, ok := r.rec.token("late"); return ok })
 	if n := r.rec.appliedCount(); n != 1 {
 		t.Fatalf("sink heard %d changes, want only the late token", n)

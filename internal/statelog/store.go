@@ -12,11 +12,16 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
-// AppliesWrites reports that a write returns only after the Log has fed
-// it to its sinks (dtoken.SelfApplying, credstore.SelfApplying): the caches
-// must not apply it again, or an older record could overwrite a newer one
-// from another proxy.
-func (l *Log) AppliesWrites() bool { return true }
+// AppliesWrites reports whether a write returns only after the Log has fed
+// it to its sinks (dtoken.SelfApplying, credstore.SelfApplying): true once
+// Start has begun the tail. Then the caches must not apply it again, or an
+// older record could overwrite a newer one from another proxy; before,
+// nothing feeds them and they apply their own writes.
+func (l *Log) AppliesWrites() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tailing
+}
 
 // LoadTokens implements dtoken.TokenStore: the tokens held now (after
 // Restore, the topic's up to its end offset at start).

@@ -23,6 +23,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/scram-proxy/scram-proxy/internal/sasl"
+	"github.com/scram-proxy/scram-proxy/internal/state"
 	"github.com/scram-proxy/scram-proxy/test/kafkabed"
 )
 
@@ -34,6 +36,7 @@ import (
 type fleet struct {
 	dir     string   // the example's copy, with secrets and client settings
 	proxies []string // proxy N's client address
+	configs []string // proxy N's configuration file
 	caPool  *x509.CertPool
 }
 
@@ -129,6 +132,7 @@ func startFleet(t *testing.T) *fleet {
 				c["log"].(map[string]any)["format"] = "console"
 			})
 		f.proxies = append(f.proxies, "localhost:"+port(n, 3))
+		f.configs = append(f.configs, cfg)
 		startProcess(t, filepath.Join(filepath.Dir(cfg), "proxy.log"), nil, proxyBinary, "--config", cfg)
 	}
 	ca, err := os.ReadFile(filepath.Join(f.dir, "secrets", "ca.crt"))
@@ -219,7 +223,9 @@ func (f *fleet) newClient(t *testing.T, user string, n int, opts ...kgo.Opt) *kg
 // proxies: admin creates a topic and alice's ACLs through proxy 1; alice
 // produces through proxy 0 and consumes in a group through proxy 2, as
 // herself: a topic she has no ACL for refuses her. A user admin creates
-// through proxy 1 logs in through proxy 2 (the state topic); a token alice
+// through proxy 1 logs in through proxy 2 (the state topic), and so does a
+// user of a single proxy's state.dir moved into the topic with state copy;
+// a token alice
 // creates through proxy 0 logs in through proxies 1 and 2 until she
 // expires it through proxy 2 (the brokers' tokens).
 func TestDeployFleetOnRealKafka(t *testing.T) {
@@ -298,6 +304,55 @@ func TestDeployFleetOnRealKafka(t *testing.T) {
 			t.Fatalf("carol, created through proxy 1, logs in through proxy 2: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond) // proxy 2 reads her record a moment later
+	}
+
+	// A single proxy's state.dir moves into the fleet's topic with state
+	// copy (here while the fleet runs: the proxies' own phantom secret is
+	// replaced); dave, a user only that directory had, then logs in
+	// through every proxy, and copying again produces nothing.
+	single := filepath.Join(t.TempDir(), "state")
+	db, err := state.Open(single, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave, err := sasl.DeriveCredential(sasl.ScramSHA512, "dave-password", []byte("dave-salt-0123456789"), 8192)
+	if err == nil {
+		err = db.PutUser("dave", map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: dave})
+	}
+	if err == nil {
+		_, err = db.Secret("phantom_scram")
+	}
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyState := func(args ...string) string {
+		out, err := exec.Command(proxyBinary, append([]string{"state", "copy", "--config", f.configs[0],
+			"--from", "dir:" + single, "--to", "kafka"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("state copy %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := copyState("--overwrite"); !strings.Contains(out, "users: 1 copied") || !strings.Contains(out, "secrets: 0 copied, 1 replaced") {
+		t.Fatalf("state copy into the fleet's topic:\n%s", out)
+	}
+	if out := copyState(); !strings.Contains(out, "users: 0 copied, 0 replaced, 1 unchanged") || !strings.Contains(out, "secrets: 0 copied, 0 replaced, 1 unchanged") {
+		t.Fatalf("state copy again:\n%s", out)
+	}
+	for n := range f.proxies {
+		for {
+			cl := f.newClient(t, "", n, kgo.SASL(scram.Auth{User: "dave", Pass: "dave-password"}.AsSha512Mechanism()))
+			_, err := kadm.NewClient(cl).Metadata(ctx)
+			cl.Close()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, kerr.SaslAuthenticationFailed) || ctx.Err() != nil {
+				t.Fatalf("dave, copied into the topic, logs in through proxy %d: %v", n, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 
 	// Tokens are the brokers' (delegation_tokens.store broker): one alice

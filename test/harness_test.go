@@ -277,6 +277,13 @@ func startProxy(t *testing.T, o envOptions) *proxyEnv {
 // start runs the proxy process and waits until it accepts connections.
 func (e *proxyEnv) start(t *testing.T) {
 	t.Helper()
+	e.launch(t)
+	e.waitListening(t)
+}
+
+// launch runs the proxy process and returns at once.
+func (e *proxyEnv) launch(t *testing.T) {
+	t.Helper()
 	e.exited = make(chan struct{})
 	e.cmd = exec.Command(proxyBinary, "--config", e.cfgFile)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
@@ -287,6 +294,11 @@ func (e *proxyEnv) start(t *testing.T) {
 	exited := e.exited
 	cmd := e.cmd
 	go func() { _ = cmd.Wait(); close(exited) }()
+}
+
+// waitListening waits until the launched proxy accepts connections.
+func (e *proxyEnv) waitListening(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.port), 200*time.Millisecond)
@@ -295,7 +307,7 @@ func (e *proxyEnv) start(t *testing.T) {
 			return
 		}
 		select {
-		case <-exited:
+		case <-e.exited:
 			t.Fatalf("proxy exited at start:\n%s", e.logs.String())
 		default:
 		}
@@ -310,13 +322,19 @@ func (e *proxyEnv) start(t *testing.T) {
 // configuration, state directory and upstream.
 func (e *proxyEnv) restart(t *testing.T) {
 	t.Helper()
+	e.interrupt(t)
+	e.start(t)
+}
+
+// interrupt stops the proxy with SIGINT and waits until it has exited.
+func (e *proxyEnv) interrupt(t *testing.T) {
+	t.Helper()
 	_ = e.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-e.exited:
 	case <-time.After(40 * time.Second):
 		t.Fatal("proxy did not stop on SIGINT")
 	}
-	e.start(t)
 }
 
 // stop sends SIGTERM and waits; a race report or a crash fails the test.

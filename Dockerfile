@@ -16,7 +16,8 @@ RUN mkdir -p /out/var/lib/scram-proxy
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/scram-proxy /usr/local/bin/scram-proxy
 COPY --from=build --chown=65532:65532 /out/var/lib/scram-proxy /var/lib/scram-proxy
-USER nonroot:nonroot
+# nonroot by number, so that Kubernetes can verify runAsNonRoot.
+USER 65532:65532
 # 9096: Kafka clients (SASL_SSL SCRAM). 9404: /metrics, /healthz, /readyz.
 EXPOSE 9096 9404
 ENTRYPOINT ["/usr/local/bin/scram-proxy"]

@@ -558,7 +558,11 @@ type k8sObject struct {
 }
 
 type k8sContainer struct {
-	Name    string   `yaml:"name"`
+	Name            string `yaml:"name"`
+	SecurityContext struct {
+		RunAsUser    *int64 `yaml:"runAsUser"`
+		RunAsNonRoot bool   `yaml:"runAsNonRoot"`
+	} `yaml:"securityContext"`
 	Command []string `yaml:"command"`
 	Args    []string `yaml:"args"`
 	Env     []struct {
@@ -694,6 +698,13 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	if proxy == nil || broker == nil {
 		t.Fatal("want a kafka and a scram-proxy container in each pod")
+	}
+	for _, c := range pod.Containers {
+		// The kubelet refuses to start a runAsNonRoot container whose
+		// image names its user (apache/kafka's appuser) rather than a number.
+		if sc := c.SecurityContext; sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
+			t.Errorf("container %s: runAsNonRoot without a numeric non-zero runAsUser", c.Name)
+		}
 	}
 	pm := mountsOf(*proxy)
 	if len(proxy.Args) != 2 || proxy.Args[0] != "--config" {

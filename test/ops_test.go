@@ -200,7 +200,9 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(final, "distroless") && final != "scratch" {
 		t.Fatalf("final stage %s is neither distroless nor scratch", final)
 	}
-	for _, want := range []string{"USER nonroot", "EXPOSE 9096 9404", "/etc/scram-proxy/scram-proxy.yaml"} {
+	// The user by number (distroless's nonroot is 65532): Kubernetes
+	// verifies runAsNonRoot only for a numeric user.
+	for _, want := range []string{"USER 65532:65532", "EXPOSE 9096 9404", "/etc/scram-proxy/scram-proxy.yaml"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

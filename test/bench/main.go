@@ -51,7 +51,7 @@ var (
 	out        = flag.String("out", "bin/bench.txt", "where to write the table")
 	binPath    = flag.String("proxy", "", "scram-proxy binary (built when empty)")
 	rounds     = flag.Int("rounds", 3, "interleaved direct/proxy rounds per throughput phase (the median is reported)")
-	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle,kafka-produce,kafka-consume,kafka-principal", "which phases to run, comma-separated")
+	phases     = flag.String("phases", "produce-100,produce-1000,consume,latency,logins,idle,kafka-produce,kafka-consume,kafka-principal,state", "which phases to run, comma-separated")
 	relay      = flag.String("relay", "", "internal: run as the bare TLS relay, forwarding to this address")
 	relayFiles = flag.String("relay-files", "", "internal: the relay's listen address, cert and key files, comma-separated")
 	profDir    = flag.String("profile", "", "write the proxy's pprof profiles here: CPU during each proxy phase, heap with the idle connections open")
@@ -281,6 +281,13 @@ func run() error {
 		}
 	}
 
+	stateSection := ""
+	if want("state") {
+		if stateSection, err = benchState(dir, certFile, keyFile, []int{10, 100000}); err != nil {
+			return err
+		}
+	}
+
 	var b strings.Builder
 	fmt.Fprintf(&b, "scram-proxy benchmark, %s, %d-second phases, throughput the median of %d interleaved rounds\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), int(dur.Seconds()), *rounds)
@@ -298,6 +305,7 @@ func run() error {
 		b.WriteString(r.format())
 	}
 	b.WriteString(principalSection)
+	b.WriteString(stateSection)
 	fmt.Print(b.String())
 	if *out != "" {
 		_ = os.MkdirAll(filepath.Dir(*out), 0o755)
@@ -352,12 +360,8 @@ func fmtNum(v float64) string {
 // upstream, returning its client address, its metrics address (with
 // -profile) and its pid.
 func startProxy(dir, certFile, keyFile, upstream string, edit func(*config.Config)) (addr, debug string, pid int, stop func(), err error) {
-	if *binPath == "" {
-		bin := filepath.Join(dir, "scram-proxy")
-		if b, err := exec.Command("go", "build", "-o", bin, "github.com/scram-proxy/scram-proxy/cmd/scram-proxy").CombinedOutput(); err != nil {
-			return "", "", 0, nil, fmt.Errorf("build proxy: %v\n%s", err, b)
-		}
-		*binPath = bin // built once for every proxy of the run
+	if err := buildProxy(dir); err != nil {
+		return "", "", 0, nil, err
 	}
 	bin := *binPath
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -398,11 +402,30 @@ func startProxy(dir, certFile, keyFile, upstream string, edit func(*config.Confi
 		return "", "", 0, nil, err
 	}
 	stop = func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
-	if !listening("127.0.0.1:" + strconv.Itoa(port)) {
+	// A proxy on a large shared state binds its listener only once the
+	// state is restored.
+	if !listeningWithin("127.0.0.1:"+strconv.Itoa(port), 2*time.Minute) {
 		stop()
 		return "", "", 0, nil, fmt.Errorf("proxy did not start")
 	}
 	return "localhost:" + strconv.Itoa(port), debug, cmd.Process.Pid, stop, nil
+}
+
+// buildProxy builds the proxy into dir unless -proxy names it or it was
+// built already: once for every proxy of the run.
+func buildProxy(dir string) error {
+	if *binPath != "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "scram-proxy")
+	if b, err := exec.Command("go", "build", "-o", bin, "github.com/scram-proxy/scram-proxy/cmd/scram-proxy").CombinedOutput(); err != nil {
+		return fmt.Errorf("build proxy: %v\n%s", err, b)
+	}
+	*binPath = bin
+	return nil
 }
 
 // startRelay runs this program again as the bare TLS relay in front of
@@ -423,13 +446,15 @@ func startRelay(certFile, keyFile, upstream string) (string, int, func(), error)
 }
 
 // listening waits up to 5 seconds for addr to accept a connection.
-func listening(addr string) bool {
-	for i := 0; i < 100; i++ {
+func listening(addr string) bool { return listeningWithin(addr, 5*time.Second) }
+
+// listeningWithin waits up to d for addr to accept a connection.
+func listeningWithin(addr string, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return true
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return false
 }

@@ -63,9 +63,10 @@ const DefaultKeyID = "default"
 const UnlistedKeyID = "(unlisted)"
 
 // Key is one token secret key. ID names it in the tokens it mints and in
-// metrics; it may be anything but empty, and two keys may share neither id
-// nor secret. Secret is used as Kafka uses delegation.token.secret.key:
-// its UTF-8 bytes key the HMAC-SHA512 of each token id.
+// metrics; it may be anything but empty or UnlistedKeyID, and two keys may
+// share neither id nor secret. Secret is used as Kafka uses
+// delegation.token.secret.key: its UTF-8 bytes key the HMAC-SHA512 of each
+// token id.
 type Key struct {
 	ID     string
 	Secret string
@@ -88,7 +89,7 @@ type tokenKey struct {
 }
 
 // hmac is HMAC(k.secret, tokenID). A pooled keyed hash resets to its keyed
-// state instead of hashing the key again, which halves the work: this runs
+// state instead of hashing the key again, about half the work: this runs
 // once per token at start.
 func (k *tokenKey) hmac(tokenID string) []byte {
 	h, _ := k.macs.Get().(hash.Hash)

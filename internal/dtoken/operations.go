@@ -64,8 +64,9 @@ type Created struct {
 // Create issues a token (CreateDelegationToken, KRaft order:
 // ErrRequestNotAllowed, ErrUnauthorized, ErrInvalidPrincipalType,
 // ErrDisabled; then the proxy's own ErrTooManyTokens). ownerName "" means
-// the caller owns it. The token's SCRAM credentials are derived here, once,
-// and stored with it.
+// the caller owns it. The token is minted under the first listed key (its
+// HMAC, and the key's id and fingerprint in its record); its SCRAM
+// credentials are derived here, once, and stored with it.
 func (m *Manager) Create(c Caller, ownerType, ownerName string, renewers []Principal, maxLifetime time.Duration) (Created, error) {
 	owner := c.Principal
 	if ownerName != "" {

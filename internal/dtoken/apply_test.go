@@ -285,3 +285,39 @@ func TestSweepSparesATokenRenewedMeanwhile(t *testing.T) {
 		t.Fatalf("%d tokens left, want the 2 renewed", m.Len())
 	}
 }
+
+// TestConcurrentFirstLoginsShareOneCredential: logins racing for a token
+// whose record carries no stored credential (an older version's) derive it
+// once: every lookup sees the same salt, as a client retrying would.
+func TestConcurrentFirstLoginsShareOneCredential(t *testing.T) {
+	c := &clock{time.UnixMilli(1_700_000_000_000)}
+	m := newManager(t, "k", NewMemStore(), c)
+	out, err := m.Create(alice, "", "", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := out.Token
+	old.Credentials, old.KeyCheck = nil, nil
+	m.ApplyToken(old)
+	salts := make([]string, 8)
+	var wg sync.WaitGroup
+	for g := range salts {
+		wg.Go(func() {
+			tc, err := m.LookupToken(t.Context(), sasl.ScramSHA512, old.ID)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			salts[g] = string(tc.Credential.Salt)
+		})
+	}
+	wg.Wait()
+	for _, s := range salts {
+		if s == "" || s != salts[0] {
+			t.Fatalf("first logins derived different credentials: %q", salts)
+		}
+	}
+	if err := tokenLogin(t, m, sasl.ScramSHA512, old.ID, out.HMAC); err != nil {
+		t.Fatalf("login with the derived credential: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scram-proxy/scram-proxy/internal/poll"
@@ -108,9 +109,10 @@ func (k *tokenKey) hmac(tokenID string) []byte {
 const DefaultMaxPerOwner = 100
 
 // entry is a cached token. It is never modified once in the cache: a
-// change replaces it. creds is the one mutable part, filled at first login
-// and shared with the entry that replaces this one while the token's
-// stored credentials stay the same (a renewal).
+// change replaces it. creds is the one mutable part, made at the token's
+// first login (most tokens of a large cache may never log in here) and
+// shared with the entry that replaces this one while the token's stored
+// credentials stay the same (a renewal).
 type entry struct {
 	info Info
 	// key is the listed key that minted the token; nil when that key is
@@ -118,7 +120,7 @@ type entry struct {
 	// APIs, and kept only until the sweep removes it). hmac is nil then.
 	key   *tokenKey
 	hmac  []byte
-	creds *credCache
+	creds atomic.Pointer[credCache]
 }
 
 // credCache holds a token's parsed (or derived) SCRAM credentials, one slot
@@ -320,7 +322,7 @@ func (m *Manager) ApplyToken(i Info) {
 	if !m.Enabled() {
 		return
 	}
-	e := &entry{info: i, key: m.keyOf(i), creds: &credCache{}}
+	e := &entry{info: i, key: m.keyOf(i)}
 	if e.key != nil {
 		e.hmac = e.key.hmac(i.ID)
 	}
@@ -328,7 +330,7 @@ func (m *Manager) ApplyToken(i Info) {
 	defer m.mu.Unlock()
 	if old, ok := m.byID[i.ID]; ok {
 		if old.key == e.key && sameCredentials(old.info, i) {
-			e.creds = old.creds
+			e.creds.Store(old.creds.Load())
 		}
 		m.removeLocked(i.ID)
 	}
@@ -448,16 +450,22 @@ func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, er
 	if !ok {
 		return sasl.Credential{}, sasl.ErrUnknownCredential
 	}
-	e.creds.mu.Lock()
-	defer e.creds.mu.Unlock()
-	if e.creds.have[slot] {
-		return e.creds.c[slot], nil
+	cache := e.creds.Load()
+	if cache == nil {
+		if cache = new(credCache); !e.creds.CompareAndSwap(nil, cache) {
+			cache = e.creds.Load()
+		}
+	}
+	cache.mu.Lock()
+	defer cache.mu.Unlock()
+	if cache.have[slot] {
+		return cache.c[slot], nil
 	}
 	c, err := m.parseOrDerive(e, mech)
 	if err != nil {
 		return sasl.Credential{}, err
 	}
-	e.creds.c[slot], e.creds.have[slot] = c, true
+	cache.c[slot], cache.have[slot] = c, true
 	return c, nil
 }
 

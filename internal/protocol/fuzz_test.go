@@ -147,3 +147,28 @@ func FuzzFrameReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNamesTopics feeds arbitrary request frames to NamesTopics: it must
+// never panic, and it says "named" only for a Metadata or
+// DescribeTopicPartitions request whose header parses.
+func FuzzNamesTopics(f *testing.F) {
+	var rf kmsg.RequestFormatter
+	for _, v := range []int16{0, 4, 9, 12} {
+		md := kmsg.NewPtrMetadataRequest()
+		md.SetVersion(v)
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("orders")
+		md.Topics = append(md.Topics, rt)
+		f.Add(rf.AppendRequest(nil, md, 1)[4:])
+	}
+	f.Add(rf.AppendRequest(nil, kmsg.NewPtrDescribeTopicPartitionsRequest(), 2)[4:])
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if !NamesTopics(frame) {
+			return
+		}
+		h, err := ParseRequestHeader(frame)
+		if err != nil || (h.Key != KeyMetadata && h.Key != KeyDescribeTopicPartitions) {
+			t.Fatalf("named for %+v, %v", h, err)
+		}
+	})
+}

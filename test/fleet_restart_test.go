@@ -102,7 +102,7 @@ func TestFleetRestartRestoresBeforeReady(t *testing.T) {
 		codes[code]++
 		if code == http.StatusOK {
 			ready = time.Since(launched)
-			if off := metricValue(r.metrics(t), "scram_proxy_state_offset"); off < float64(end.Offset-1) {
+			if off := metricValue(r.metrics(t), stateOffsetMetric); off < float64(end.Offset-1) {
 				t.Errorf("ready after %v at state offset %v; the topic ended at %d when it was launched", ready, off, end.Offset-1)
 			}
 			if err := kgoLogin(t, r, lastMech); err != nil {

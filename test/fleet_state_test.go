@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +54,8 @@ func TestRealKafkaFleetSharedState(t *testing.T) {
 // propagate (fleetPropagation); the topic read from the brokers holds no
 // secret of the users and tokens made (checkSealed); records made by hand
 // are ignored and counted (checkInjected); no proxy shows the topic in
-// Metadata (checkHidden).
+// Metadata (checkHidden) or lets a client write into or delete it
+// (checkUnreachable).
 func fleetAcceptance(t *testing.T, f *stateFleet, javaCLI bool) {
 	secrets := fleetPropagation(t, f, javaCLI)
 	if t.Failed() {
@@ -70,6 +73,7 @@ func fleetAcceptance(t *testing.T, f *stateFleet, javaCLI bool) {
 	f.checkSealed(t, secrets)
 	f.checkInjected(t)
 	f.checkHidden(t)
+	f.checkUnreachable(t)
 }
 
 // fleetPropagation: a token created through proxy 0 logs in through 1 and
@@ -165,24 +169,33 @@ func (f *stateFleet) adminOrigin(t *testing.T, before []int, api string) int {
 }
 
 // expectEverywhere checks a change made through proxy origin, answered at
-// t0: origin shows it on the first login; every other proxy within
-// propagationBound (polled in parallel up to propagationDeadline, logging
-// in with saslLogin); then a franz-go client sees it through every proxy.
-// wantOK says whether mech's logins must now succeed or fail.
+// t0. Origin shows it on the first login. Every other proxy must have
+// applied the topic up to where origin's answer left it (its
+// scram_proxy_state_offset, polled on /metrics) within propagationBound,
+// the figure that fails the test, and then show it to logins (polled with
+// saslLogin, up to propagationDeadline; that time, bounded by the end of
+// the first good attempt, is logged too). Last, a franz-go client sees it
+// through every proxy. wantOK says whether mech's logins must now succeed.
 func (f *stateFleet) expectEverywhere(t *testing.T, what string, origin int, mech sasl.Mechanism, t0 time.Time, wantOK bool) {
 	t.Helper()
 	tlsCfg := f.proxies[origin].clientTLS(t)
 	if err := loginMatches(saslLogin(f.proxies[origin].Addr, tlsCfg, mech), wantOK); err != nil {
 		t.Errorf("%s: at proxy %d itself, right after the answer: %v", what, origin, err)
 	}
-	lat := make([]time.Duration, len(f.proxies))
+	offset := metricValue(f.proxies[origin].metrics(t), stateOffsetMetric)
+	applied := make([]time.Duration, len(f.proxies))
+	loggedIn := make([]time.Duration, len(f.proxies))
 	errs := make([]error, len(f.proxies))
 	var wg sync.WaitGroup
 	for i, e := range f.proxies {
 		if i == origin {
 			continue
 		}
-		wg.Go(func() { lat[i], errs[i] = pollLogin(e, tlsCfg, mech, t0, wantOK, propagationDeadline) })
+		wg.Go(func() {
+			if applied[i], errs[i] = pollApplied(e, offset, t0, propagationDeadline); errs[i] == nil {
+				loggedIn[i], errs[i] = pollLogin(e, tlsCfg, mech, t0, wantOK, propagationDeadline)
+			}
+		})
 	}
 	wg.Wait()
 	var seen []string
@@ -194,19 +207,45 @@ func (f *stateFleet) expectEverywhere(t *testing.T, what string, origin int, mec
 			t.Errorf("%s: proxy %d: %v", what, i, errs[i])
 			continue
 		}
-		seen = append(seen, fmt.Sprintf("proxy %d after %v", i, lat[i].Round(time.Millisecond)))
-		if lat[i] > propagationBound {
-			t.Errorf("%s: proxy %d showed it after %v, over the %v bound", what, i, lat[i].Round(time.Millisecond), propagationBound)
+		seen = append(seen, fmt.Sprintf("proxy %d applied it after %v, logins showed it after %v", i,
+			applied[i].Round(time.Millisecond), loggedIn[i].Round(time.Millisecond)))
+		if applied[i] > propagationBound {
+			t.Errorf("%s: proxy %d applied it after %v, over the %v bound", what, i, applied[i].Round(time.Millisecond), propagationBound)
 		}
 	}
 	if len(seen) > 0 {
-		t.Logf("%s: seen at %s", what, strings.Join(seen, ", "))
+		t.Logf("%s (offset %v): %s", what, offset, strings.Join(seen, "; "))
 	}
 	for i, e := range f.proxies {
 		if err := loginMatches(kgoLogin(t, e, mech), wantOK); err != nil {
 			t.Errorf("%s: a franz-go client through proxy %d: %v", what, i, err)
 		}
 	}
+}
+
+// stateOffsetMetric is the offset of the last state record a proxy applied.
+const stateOffsetMetric = "scram_proxy_state_offset"
+
+// pollApplied scrapes e's /metrics until its stateOffsetMetric reaches
+// offset, or until deadline after t0; it returns the time from t0 to the
+// end of the first scrape that showed it.
+func pollApplied(e *proxyEnv, offset float64, t0 time.Time, deadline time.Duration) (time.Duration, error) {
+	cl := http.Client{Timeout: 2 * time.Second}
+	last := "no answer"
+	for time.Since(t0) < deadline {
+		resp, err := cl.Get("http://" + e.MetricsAddr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := metricValue(string(b), stateOffsetMetric)
+			if got >= offset {
+				return time.Since(t0), nil
+			}
+			last = fmt.Sprintf("at offset %v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("not at state offset %v within %v: %s", offset, deadline, last)
 }
 
 // loginMatches says why a login's outcome err is not the wanted one; a

@@ -58,9 +58,6 @@ func TestRealKafkaFleetSharedState(t *testing.T) {
 // (checkUnreachable).
 func fleetAcceptance(t *testing.T, f *stateFleet, javaCLI bool) {
 	secrets := fleetPropagation(t, f, javaCLI)
-	if t.Failed() {
-		return
-	}
 	// A user whose salt the test knows, and a live token.
 	salt := []byte("dave-salt-0123456789")
 	f.addUser(t, 1, "dave", "dave-secret", salt)

@@ -141,11 +141,13 @@ func TestFleetRestartRestoresBeforeReady(t *testing.T) {
 const writerPassword = "writer-secret"
 
 // writer keeps changing state through proxy 0: it adds a user, every third
-// round deletes the oldest one it added, and every fifth creates a token.
+// round deletes the oldest one it added (deleteOldest), and every fifth
+// creates a token.
 type writer struct {
 	mu                     sync.Mutex
 	live                   []string // users added and not deleted, oldest first
 	lastAdded              string
+	kept                   string // lastWritten's answer: never deleted
 	added, deleted, tokens int
 	err                    error
 	cancel                 context.CancelFunc
@@ -167,19 +169,7 @@ func startWriter(t *testing.T, f *stateFleet) *writer {
 				err = res.Error()
 			}
 			if err == nil && i%3 == 2 {
-				w.mu.Lock()
-				oldest := w.live[0]
-				w.mu.Unlock()
-				res, err = adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: oldest, Mechanism: kadm.ScramSha512}}, nil)
-				if err == nil {
-					err = res.Error()
-				}
-				if err == nil {
-					w.mu.Lock()
-					w.live = w.live[1:]
-					w.deleted++
-					w.mu.Unlock()
-				}
+				err = w.deleteOldest(ctx, adm)
 			}
 			if err == nil && i%5 == 4 {
 				if _, err = alice.CreateDelegationToken(ctx, kadm.CreateDelegationToken{}); err == nil {
@@ -206,7 +196,35 @@ func startWriter(t *testing.T, f *stateFleet) *writer {
 	return w
 }
 
-// lastWritten is the last user whose addition proxy 0 has answered.
+// deleteOldest deletes the oldest user the writer added, but neither the
+// one lastWritten named nor the last added (which lastWritten may name
+// meanwhile).
+func (w *writer) deleteOldest(ctx context.Context, adm *kadm.Client) error {
+	w.mu.Lock()
+	at := slices.IndexFunc(w.live, func(u string) bool { return u != w.kept && u != w.lastAdded })
+	user := ""
+	if at >= 0 {
+		user = w.live[at]
+	}
+	w.mu.Unlock()
+	if user == "" {
+		return nil
+	}
+	res, err := adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: user, Mechanism: kadm.ScramSha512}}, nil)
+	if err == nil {
+		err = res.Error()
+	}
+	if err == nil {
+		w.mu.Lock()
+		w.live = slices.DeleteFunc(w.live, func(u string) bool { return u == user })
+		w.deleted++
+		w.mu.Unlock()
+	}
+	return err
+}
+
+// lastWritten is the last user whose addition proxy 0 has answered; the
+// writer keeps it from then on.
 func (w *writer) lastWritten(t *testing.T) string {
 	t.Helper()
 	w.mu.Lock()
@@ -217,6 +235,7 @@ func (w *writer) lastWritten(t *testing.T) string {
 	if w.lastAdded == "" {
 		t.Fatal("the writer has written nothing yet")
 	}
+	w.kept = w.lastAdded
 	return w.lastAdded
 }
 

@@ -17,6 +17,11 @@ import (
 	"github.com/scram-proxy/scram-proxy/internal/sasl"
 )
 
+// quietPeriod is how long catchUp waits for a record below its target
+// before it takes the rest of the range to hold none (a compacted tail).
+// Twice the consumer's fetch wait.
+const quietPeriod = 2 * time.Second
+
 // metadataMinAge lets the clients see the state topic soon after it is
 // created: kadm answers from kgo's metadata cache, kept this long.
 const metadataMinAge = 250 * time.Millisecond
@@ -233,6 +238,9 @@ func (l *Log) restoreOnce(ctx context.Context) error {
 		opts := append(append([]kgo.Opt(nil), l.o.Client...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.o.Topic: {0: kgo.NewOffset().AtStart()}}),
 			kgo.FetchMaxWait(time.Second),
+			// Only committed records: a transaction someone else aborted
+			// never applies (the proxy itself never writes in one).
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.MetadataMinAge(metadataMinAge),
 		)
 		if l.cons, err = kgo.NewClient(opts...); err != nil {
@@ -263,9 +271,21 @@ func (l *Log) catchUp(ctx context.Context, target int64) error {
 		if next >= target {
 			return nil
 		}
-		fs := l.cons.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, quietPeriod)
+		fs := l.cons.PollFetches(pctx)
+		cancel()
 		if err := fetchError(ctx, fs); err != nil {
 			return err
+		}
+		if pctx.Err() != nil && fs.NumRecords() == 0 {
+			// Records already on the brokers come back within the fetch
+			// wait; none did, so the offsets left below target hold none a
+			// reader gets (compacted away, transaction markers, aborted
+			// writes). Stopping here is safe even if one was only slow: the
+			// consumer has not passed it, and the tail applies it.
+			l.o.Logger.Info("state topic: no records left below the end offset", zap.Int64("from", next), zap.Int64("end_offset", target))
+			l.advance(target - 1)
+			return nil
 		}
 		fs.EachError(func(_ string, _ int32, err error) {
 			l.o.Logger.Warn("state topic read failed; retrying", zap.Error(err))

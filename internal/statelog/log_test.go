@@ -464,3 +464,60 @@ func TestARacedSecretConverges(t *testing.T) {
 		t.Fatal("a restart does not restore the topic's secret")
 	}
 }
+
+// TestRestoreEndsOnOffsetsWithoutRecords: the last offsets below the end
+// may hold no record a reader gets (here an aborted transaction: its record
+// and its marker; in production also records compaction removed). The
+// restore still ends, and the aborted record, though sealed, is not applied.
+func TestRestoreEndsOnOffsetsWithoutRecords(t *testing.T) {
+	c := newCluster(t)
+	w := openLog(t, c).start(t)
+	if err := w.PutUser("alice", testCreds(t, "a")); err != nil {
+		t.Fatal(err)
+	}
+	value, err := w.o.Keys.seal([]byte("user/mallory"), []byte(`{"SCRAM-SHA-512":"`+testCreds(t, "m")[sasl.ScramSHA512].StoredForm()+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(DefaultTopic), kgo.TransactionalID("aborter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Key: []byte("user/mallory"), Value: value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	ends, err := kadm.NewClient(mustClient(t, c)).ListEndOffsets(ctx, DefaultTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(DefaultTopic, 0)
+	if end.Offset < 3 {
+		t.Fatalf("end offset %d: the aborted transaction left no offsets", end.Offset)
+	}
+	r := openLog(t, c) // fails the test if the restore does not end
+	users, _ := r.LoadUsers()
+	if len(users) != 1 || users["alice"] == nil {
+		t.Fatalf("restored users %v", users)
+	}
+	if s := r.Status(); s.Offset != end.Offset-1 || s.Records != 1 {
+		t.Fatalf("restored %+v, want through offset %d with alice alone", s, end.Offset-1)
+	}
+	// Writes go on after it.
+	r.start(t)
+	if err := r.PutUser("bob", testCreds(t, "b")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob at the writer", func() bool { _, ok := w.rec.user("bob"); return ok })
+	if _, ok := w.rec.user("mallory"); ok {
+		t.Fatal("the tail applied an aborted record")
+	}
+}

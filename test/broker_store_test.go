@@ -277,12 +277,16 @@ func TestBrokerTokenStore(t *testing.T) {
 	}
 	wg.Wait()
 
-	// Audit without secrets.
+	// Audit without secrets; every proxy counted its descriptions.
 	for i, e := range p {
 		for _, enc := range []string{hmac, hex.EncodeToString(mac)} {
 			if strings.Contains(e.logs.String(), enc) {
 				t.Errorf("the token's HMAC is in proxy %d's logs", i)
 			}
+		}
+		_, metrics := scrape(t, e.MetricsAddr, "/metrics")
+		if n := metricValue(metrics, "scram_proxy_broker_token_describes_total", `outcome="ok"`); n < 1 {
+			t.Errorf("proxy %d counted %v successful descriptions of the brokers' tokens:\n%s", i, n, grepLines(metrics, "broker_token"))
 		}
 	}
 }

@@ -297,6 +297,29 @@ func (t *Tokens) expire(ctx context.Context, tok *brokerToken) error {
 	return kerr.ErrorForCode(resp.(*kmsg.ExpireDelegationTokenResponse).ErrorCode)
 }
 
+// expireNew expires a token just created. On a cluster of several nodes
+// the expire may reach a node that has not yet applied the creation and
+// answers DELEGATION_TOKEN_NOT_FOUND; that answer is retried for a short
+// while (newTokenSettle) before it is believed.
+func (t *Tokens) expireNew(ctx context.Context, tok *brokerToken) error {
+	deadline := time.Now().Add(newTokenSettle)
+	for delay := 20 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		err := t.expire(ctx, tok)
+		if !errors.Is(err, kerr.DelegationTokenNotFound) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// newTokenSettle bounds how long expireNew waits for a new token to reach
+// every node.
+const newTokenSettle = 5 * time.Second
+
 // roundTrip sends one request on a new connection as the proxy's identity.
 func (t *Tokens) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	return roundTripAsProxy(ctx, t.o.Dial, req)
@@ -314,7 +337,7 @@ func (t *Tokens) Check(ctx context.Context) error {
 	refused := errors.As(err, &re)
 	switch {
 	case err == nil:
-		if err := t.expire(ctx, tok); err != nil {
+		if err := t.expireNew(ctx, tok); err != nil {
 			t.o.Logger.Warn("the start-up check's delegation token could not be expired; it lapses by itself",
 				zap.String("token_id", tok.id), zap.Error(err))
 		}

@@ -1,8 +1,14 @@
 package upstream
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/scram-proxy/scram-proxy/internal/dtoken"
+	"github.com/scram-proxy/scram-proxy/internal/upstream/upstreamtest"
 )
 
 // A token is replaced within a tenth of its expiry period of its expiry,
@@ -39,4 +45,31 @@ func TestBrokerTokenStale(t *testing.T) {
 			t.Errorf("renewed to the maximum, at %v: stale %v, want %v", tc.at, got, tc.stale)
 		}
 	}
+}
+
+// The start-up check expires its token even when the first expires reach a
+// node that has not applied the creation yet (DELEGATION_TOKEN_NOT_FOUND),
+// as on a cluster of several nodes.
+func TestCheckExpiresItsTokenOnALaggingNode(t *testing.T) {
+	b := &upstreamtest.TokenBroker{Key: "secret", Requester: dtoken.Principal{Type: "User", Name: "proxy"}}
+	b.ExpireLag.Store(2)
+	tokens := NewTokens(TokensOptions{Dial: b, Requester: "proxy", Mechanism: "SCRAM-SHA-512"})
+	if err := tokens.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if n := b.ExpireLag.Load(); n != 0 {
+		t.Fatalf("%d lagging answers left: the check did not retry", n)
+	}
+	if n := describedTokens(t, b); n != 0 {
+		t.Fatalf("the broker still holds %d tokens after the check", n)
+	}
+}
+
+func describedTokens(t *testing.T, b *upstreamtest.TokenBroker) int {
+	t.Helper()
+	resp, err := roundTripAsProxy(context.Background(), b, kmsg.NewPtrDescribeDelegationTokenRequest())
+	if err != nil {
+		t.Fatalf("describe: %v", err)
+	}
+	return len(resp.(*kmsg.DescribeDelegationTokenResponse).TokenDetails)
 }

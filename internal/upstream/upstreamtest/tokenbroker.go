@@ -32,10 +32,27 @@ type TokenBroker struct {
 
 	// Describes counts DescribeDelegationToken requests.
 	Describes atomic.Int32
+	// ExpireLag answers this many ExpireDelegationToken requests with
+	// DELEGATION_TOKEN_NOT_FOUND before handling them, as a node of a
+	// real cluster does while the token's creation has not reached it yet.
+	ExpireLag atomic.Int32
 
 	mu     sync.Mutex
 	tokens map[string]*kmsg.DescribeDelegationTokenResponseTokenDetail
 	next   int
+}
+
+// lagging takes one of the ExpireLag answers, if any are left.
+func (b *TokenBroker) lagging() bool {
+	for {
+		n := b.ExpireLag.Load()
+		if n <= 0 {
+			return false
+		}
+		if b.ExpireLag.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 func (b *TokenBroker) now() time.Time {
@@ -187,7 +204,7 @@ func (b *TokenBroker) answer(req kmsg.Request) kmsg.Response {
 		resp := kmsg.NewPtrExpireDelegationTokenResponse()
 		d := b.byHMAC(r.HMAC)
 		switch {
-		case d == nil:
+		case d == nil || b.lagging():
 			resp.ErrorCode = kerr.DelegationTokenNotFound.Code
 		case !b.mayRenew(d):
 			resp.ErrorCode = kerr.DelegationTokenOwnerMismatch.Code

@@ -46,11 +46,14 @@ func (p *ProtectedTopics) id(id [16]byte) bool {
 	return false
 }
 
-// protectedKeys are the requests that write to or administer a topic named
-// in them. Reads (Fetch, ListOffsets) are not refused: the records are
-// sealed, and Metadata already leaves the topic out.
+// protectedKeys are the requests that read, write or administer a topic
+// named in them. Reads are refused too: the records are sealed, but their
+// keys name users and tokens, and Metadata already keeps the topic from
+// clients.
 var protectedKeys = map[int16]bool{
 	0:  true, // Produce
+	1:  true, // Fetch
+	2:  true, // ListOffsets
 	20: true, // DeleteTopics
 	21: true, // DeleteRecords
 	33: true, // AlterConfigs
@@ -125,6 +128,38 @@ func refuseProtected(req kmsg.Request, p *ProtectedTopics) (kmsg.Response, bool)
 			for _, pt := range t.Partitions {
 				rp := kmsg.NewProduceResponseTopicPartition()
 				rp.Partition, rp.ErrorCode = pt.Partition, denied
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, hit
+	case *kmsg.FetchRequest:
+		// Refused whole, outside any fetch session (session id 0): a
+		// client that uses sessions starts a new one.
+		resp := kmsg.NewPtrFetchResponse()
+		for _, t := range q.Topics {
+			mark(p.name(t.Topic) || p.id(t.TopicID))
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, pt := range t.Partitions {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = pt.Partition, denied
+				rp.HighWatermark, rp.LastStableOffset = -1, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, hit
+	case *kmsg.ListOffsetsRequest:
+		resp := kmsg.NewPtrListOffsetsResponse()
+		for _, t := range q.Topics {
+			mark(p.name(t.Topic))
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, pt := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = pt.Partition, denied
+				rp.Timestamp, rp.Offset = -1, -1
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)

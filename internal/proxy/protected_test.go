@@ -97,6 +97,31 @@ func TestProtectedTopicsAreRefused(t *testing.T) {
 		t.Fatalf("create partitions: %+v", r.Topics)
 	}
 
+	// Reads are refused too: the records' keys name users and tokens.
+	fr := kmsg.NewPtrFetchRequest()
+	fr.SetVersion(12)
+	fr.MaxWaitMillis, fr.MaxBytes = 10, 1<<20
+	frt := kmsg.NewFetchRequestTopic()
+	frt.Topic = "state"
+	frp := kmsg.NewFetchRequestTopicPartition()
+	frp.PartitionMaxBytes = 1 << 20
+	frt.Partitions = append(frt.Partitions, frp)
+	fr.Topics = append(fr.Topics, frt)
+	if r := w.RoundTrip(fr).(*kmsg.FetchResponse); len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != 29 || len(r.Topics[0].Partitions[0].RecordBatches) != 0 {
+		t.Fatalf("fetch: %+v", r.Topics)
+	}
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.SetVersion(5)
+	lot := kmsg.NewListOffsetsRequestTopic()
+	lot.Topic = "state"
+	lop := kmsg.NewListOffsetsRequestTopicPartition()
+	lop.Timestamp = -1
+	lot.Partitions = append(lot.Partitions, lop)
+	lo.Topics = append(lo.Topics, lot)
+	if r := w.RoundTrip(lo).(*kmsg.ListOffsetsResponse); len(r.Topics) != 1 || r.Topics[0].Partitions[0].ErrorCode != 29 || r.Topics[0].Partitions[0].Offset != -1 {
+		t.Fatalf("list offsets: %+v", r.Topics)
+	}
+
 	// Nothing reached the broker; other topics work through the proxy.
 	ends, err := adm.ListEndOffsets(ctx, "state")
 	if err != nil {
@@ -110,6 +135,10 @@ func TestProtectedTopicsAreRefused(t *testing.T) {
 	}
 	if r := w.RoundTrip(produce("t", -1)).(*kmsg.ProduceResponse); r.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Fatalf("produce to another topic: %+v", r.Topics)
+	}
+	fr.Topics[0].Topic = "t"
+	if r := w.RoundTrip(fr).(*kmsg.FetchResponse); r.Topics[0].Partitions[0].ErrorCode != 0 || len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("fetch from another topic: %+v", r.Topics)
 	}
 }
 
@@ -154,7 +183,15 @@ func TestProtectedTopicsByID(t *testing.T) {
 	if _, hit := refuseProtected(pr, &ProtectedTopics{IDs: [][16]byte{{}}}); hit {
 		t.Fatal("an all-zero id protected a topic")
 	}
-	if _, hit := refuseProtected(kmsg.NewPtrFetchRequest(), p); hit {
-		t.Fatal("a read was refused")
+	fr := kmsg.NewPtrFetchRequest()
+	ft := kmsg.NewFetchRequestTopic()
+	ft.TopicID = id
+	fr.Topics = append(fr.Topics, ft)
+	if _, hit := refuseProtected(fr, p); !hit {
+		t.Fatal("Fetch by the protected id passed")
+	}
+	fr.Topics[0].TopicID = [16]byte{9}
+	if _, hit := refuseProtected(fr, p); hit {
+		t.Fatal("Fetch of another id refused")
 	}
 }

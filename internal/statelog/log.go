@@ -319,6 +319,10 @@ func (l *Log) Start(ctx context.Context, tokens TokenSink, users UserSink) error
 	ctx, l.stop = context.WithCancel(ctx)
 	l.done = make(chan struct{})
 	l.tailing = true
+	// The caches were built from the restored users and tokens and hear
+	// every later change: the log stops holding a second copy of them
+	// (with 100,000 of each, about 250 MiB).
+	l.tokens, l.users = nil, nil
 	go l.tail(ctx, tokens, users)
 	return nil
 }
@@ -359,11 +363,11 @@ func (l *Log) apply(r *kgo.Record, tokens TokenSink, users UserSink) {
 	switch {
 	case e.Kind == KindToken && e.Delete:
 		delete(l.tokens, e.ID)
-	case e.Kind == KindToken:
+	case e.Kind == KindToken && l.tokens != nil:
 		l.tokens[e.ID] = e.Token
 	case e.Kind == KindUser && e.Delete:
 		delete(l.users, e.ID)
-	case e.Kind == KindUser:
+	case e.Kind == KindUser && l.users != nil:
 		l.users[e.ID] = e.User
 	case e.Kind == KindSecret && e.Delete:
 		delete(l.secrets, e.ID)

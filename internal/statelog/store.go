@@ -6,6 +6,7 @@ package statelog
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
@@ -23,11 +24,18 @@ func (l *Log) AppliesWrites() bool {
 	return l.tailing
 }
 
-// LoadTokens implements dtoken.TokenStore: the tokens held now (after
-// Restore, the topic's up to its end offset at start).
+// errHandedOver is a Load after Start: from then on the sinks hold the
+// users and tokens, not the log.
+var errHandedOver = errors.New("statelog: users and tokens are held by the caches once Start has run")
+
+// LoadTokens implements dtoken.TokenStore: the tokens restored (the
+// topic's up to its end offset at start). Only before Start.
 func (l *Log) LoadTokens() ([]dtoken.Info, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tailing {
+		return nil, errHandedOver
+	}
 	out := make([]dtoken.Info, 0, len(l.tokens))
 	for _, i := range l.tokens {
 		out = append(out, i)
@@ -50,10 +58,14 @@ func (l *Log) PutToken(i dtoken.Info) error {
 // token that is not held is not an error.
 func (l *Log) DeleteToken(id string) error { return l.write(KindToken, id, nil) }
 
-// LoadUsers implements credstore.UserStore: the users held now.
+// LoadUsers implements credstore.UserStore: the users restored. Only
+// before Start.
 func (l *Log) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tailing {
+		return nil, errHandedOver
+	}
 	out := make(map[string]map[sasl.Mechanism]sasl.Credential, len(l.users))
 	for u, creds := range l.users {
 		c := make(map[sasl.Mechanism]sasl.Credential, len(creds))

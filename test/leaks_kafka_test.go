@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"net"
 	"sort"
 	"strconv"
@@ -167,7 +166,7 @@ func TestRealKafkaNoUpstreamDetail(t *testing.T) {
 			tp := kmsg.NewProduceRequestTopic()
 			tp.Topic, tp.TopicID = topic, topicID
 			part := kmsg.NewProduceRequestTopicPartition()
-			part.Partition, part.Records = foreign, oneRecordBatch()
+			part.Partition, part.Records = foreign, keyedRecordBatch([]byte("k"), []byte("x"))
 			tp.Partitions = append(tp.Partitions, part)
 			r.Topics = append(r.Topics, tp)
 			return r
@@ -369,29 +368,4 @@ func directAnswer(t *testing.T, k *kafkabed.Cluster, req kmsg.Request) []byte {
 		return nil
 	}
 	return b
-}
-
-// oneRecordBatch is a v2 record batch (magic 2) of one record, value "x".
-func oneRecordBatch() []byte {
-	// length 7 (zigzag 0x0e), attributes, timestamp delta 0, offset delta
-	// 0, key null (-1), value length 1, "x", no headers.
-	record := []byte{0x0e, 0, 0, 0, 0x01, 0x02, 'x', 0}
-	now := uint64(time.Now().UnixMilli())
-	var body []byte
-	body = binary.BigEndian.AppendUint16(body, 0)          // attributes
-	body = binary.BigEndian.AppendUint32(body, 0)          // last offset delta
-	body = binary.BigEndian.AppendUint64(body, now)        // first timestamp
-	body = binary.BigEndian.AppendUint64(body, now)        // max timestamp
-	body = binary.BigEndian.AppendUint64(body, ^uint64(0)) // producer id -1
-	body = binary.BigEndian.AppendUint16(body, ^uint16(0)) // producer epoch -1
-	body = binary.BigEndian.AppendUint32(body, ^uint32(0)) // base sequence -1
-	body = binary.BigEndian.AppendUint32(body, 1)          // records
-	body = append(body, record...)
-	var b []byte
-	b = binary.BigEndian.AppendUint64(b, 0)                       // base offset
-	b = binary.BigEndian.AppendUint32(b, uint32(4+1+4+len(body))) // batch length
-	b = binary.BigEndian.AppendUint32(b, 0)                       // partition leader epoch
-	b = append(b, 2)                                              // magic
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
-	return append(b, body...)
 }

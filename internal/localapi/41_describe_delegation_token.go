@@ -33,18 +33,7 @@ func (a *APIs) describeDelegationToken(c caller, r *kmsg.DescribeDelegationToken
 		return resp, nil
 	}
 	for _, d := range tokens {
-		i := d.Info
-		td := kmsg.NewDescribeDelegationTokenResponseTokenDetail()
-		td.PrincipalType, td.PrincipalName = i.Owner.Type, i.Owner.Name
-		td.TokenRequesterPrincipalType, td.TokenRequesterPrincipalName = i.Requester.Type, i.Requester.Name
-		td.IssueTimestamp, td.ExpiryTimestamp, td.MaxTimestamp = i.Issue.UnixMilli(), i.Expiry.UnixMilli(), i.Max.UnixMilli()
-		td.TokenID, td.HMAC = i.ID, d.HMAC
-		for _, rn := range i.Renewers {
-			kr := kmsg.NewDescribeDelegationTokenResponseTokenDetailRenewer()
-			kr.PrincipalType, kr.PrincipalName = rn.Type, rn.Name
-			td.Renewers = append(td.Renewers, kr)
-		}
-		resp.TokenDetails = append(resp.TokenDetails, td)
+		resp.TokenDetails = append(resp.TokenDetails, tokenDetail(d.Info, d.HMAC))
 	}
 	return resp, nil
 }

@@ -198,17 +198,7 @@ func (bt *brokerTokens) describe(ctx context.Context, c dtoken.Caller, r *kmsg.D
 	}
 	sort.Slice(shown, func(i, j int) bool { return shown[i].Issue.Before(shown[j].Issue) })
 	for _, t := range shown {
-		td := kmsg.NewDescribeDelegationTokenResponseTokenDetail()
-		td.PrincipalType, td.PrincipalName = t.Owner.Type, t.Owner.Name
-		td.TokenRequesterPrincipalType, td.TokenRequesterPrincipalName = t.Requester.Type, t.Requester.Name
-		td.IssueTimestamp, td.ExpiryTimestamp, td.MaxTimestamp = t.Issue.UnixMilli(), t.Expiry.UnixMilli(), t.Max.UnixMilli()
-		td.TokenID, td.HMAC = t.ID, t.HMAC
-		for _, rn := range t.Renewers {
-			kr := kmsg.NewDescribeDelegationTokenResponseTokenDetailRenewer()
-			kr.PrincipalType, kr.PrincipalName = rn.Type, rn.Name
-			td.Renewers = append(td.Renewers, kr)
-		}
-		resp.TokenDetails = append(resp.TokenDetails, td)
+		resp.TokenDetails = append(resp.TokenDetails, tokenDetail(t.Info(), t.HMAC))
 	}
 	return resp
 }

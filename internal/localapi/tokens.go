@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/scram-proxy/scram-proxy/internal/dtoken"
 )
 
@@ -16,6 +18,22 @@ func tokenCaller(c caller) (dtoken.Caller, error) {
 		return dtoken.Caller{}, err
 	}
 	return dtoken.Caller{Principal: p, TokenAuthenticated: c.tokenAuth}, nil
+}
+
+// tokenDetail is one token of a DescribeDelegationToken answer, with its
+// HMAC (the token's password), whichever store holds it.
+func tokenDetail(i dtoken.Info, hmac []byte) kmsg.DescribeDelegationTokenResponseTokenDetail {
+	td := kmsg.NewDescribeDelegationTokenResponseTokenDetail()
+	td.PrincipalType, td.PrincipalName = i.Owner.Type, i.Owner.Name
+	td.TokenRequesterPrincipalType, td.TokenRequesterPrincipalName = i.Requester.Type, i.Requester.Name
+	td.IssueTimestamp, td.ExpiryTimestamp, td.MaxTimestamp = i.Issue.UnixMilli(), i.Expiry.UnixMilli(), i.Max.UnixMilli()
+	td.TokenID, td.HMAC = i.ID, hmac
+	for _, rn := range i.Renewers {
+		kr := kmsg.NewDescribeDelegationTokenResponseTokenDetailRenewer()
+		kr.PrincipalType, kr.PrincipalName = rn.Type, rn.Name
+		td.Renewers = append(td.Renewers, kr)
+	}
+	return td
 }
 
 // millis is a request's millisecond duration.

@@ -81,6 +81,12 @@ type BrokerToken struct {
 	keyOK bool // HMAC is HMAC-SHA512 of ID under SecretKey
 }
 
+// Info is the token's metadata in the token manager's form.
+func (t *BrokerToken) Info() dtoken.Info {
+	return dtoken.Info{ID: t.ID, Owner: t.Owner, Requester: t.Requester, Renewers: t.Renewers,
+		Issue: t.Issue, Expiry: t.Expiry, Max: t.Max}
+}
+
 // Expired follows the brokers' rule: past its expiry or its max timestamp.
 func (t *BrokerToken) Expired(now time.Time) bool {
 	return t.Expiry.Before(now) || t.Max.Before(now)

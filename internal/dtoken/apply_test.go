@@ -1,6 +1,7 @@
 package dtoken
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"testing"
@@ -117,7 +118,7 @@ func TestWritersDoNotHoldTheCacheLockAcrossTheStore(t *testing.T) {
 			t.Fatalf("selfApply=%v: cache after the writes: %+v", selfApply, got)
 		}
 		stored, _ := store.MemStore.LoadTokens()
-		if len(stored) != 1 || !sameRecord(stored[0], got[0].Info) {
+		if len(stored) != 1 || !sameRecord(stored[0], m.byID[got[0].Info.ID].record()) {
 			t.Fatalf("selfApply=%v: store %+v, cache %+v", selfApply, stored, got[0].Info)
 		}
 
@@ -126,6 +127,20 @@ func TestWritersDoNotHoldTheCacheLockAcrossTheStore(t *testing.T) {
 
 func sameRecord(a, b Info) bool {
 	return a.ID == b.ID && a.Expiry.Equal(b.Expiry) && a.Max.Equal(b.Max) && a.Owner == b.Owner && sameCredentials(a, b)
+}
+
+// sameCredentials reports whether two records of one token carry the same
+// key and stored credentials.
+func sameCredentials(a, b Info) bool {
+	if a.KeyID != b.KeyID || !bytes.Equal(a.KeyCheck, b.KeyCheck) || len(a.Credentials) != len(b.Credentials) {
+		return false
+	}
+	for mech, form := range a.Credentials {
+		if b.Credentials[mech] != form {
+			return false
+		}
+	}
+	return true
 }
 
 // TestOwnerLimitHoldsUnderParallelCreates: creates racing each other, with

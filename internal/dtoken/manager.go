@@ -89,10 +89,17 @@ type tokenKey struct {
 	macs   sync.Pool // of HMAC-SHA512 keyed with secret, reset between uses
 }
 
-// hmac is HMAC(k.secret, tokenID). A pooled keyed hash resets to its keyed
-// state instead of hashing the key again, about half the work: this runs
-// once per token at start.
+// hmac is HMAC(k.secret, tokenID).
 func (k *tokenKey) hmac(tokenID string) []byte {
+	var sum [sha512.Size]byte
+	k.hmacInto(&sum, tokenID)
+	return sum[:]
+}
+
+// hmacInto is HMAC(k.secret, tokenID) into dst. A pooled keyed hash resets
+// to its keyed state instead of hashing the key again, about half the
+// work: this runs once per token at start.
+func (k *tokenKey) hmacInto(dst *[sha512.Size]byte, tokenID string) {
 	h, _ := k.macs.Get().(hash.Hash)
 	if h == nil {
 		h = hmac.New(sha512.New, []byte(k.secret))
@@ -100,40 +107,54 @@ func (k *tokenKey) hmac(tokenID string) []byte {
 		h.Reset()
 	}
 	io.WriteString(h, tokenID)
-	sum := h.Sum(nil)
+	h.Sum(dst[:0])
 	k.macs.Put(h)
-	return sum
 }
 
 // DefaultMaxPerOwner is Options.MaxPerOwner's default.
 const DefaultMaxPerOwner = 100
 
 // entry is a cached token. It is never modified once in the cache: a
-// change replaces it. creds is the one mutable part, made at the token's
-// first login (most tokens of a large cache may never log in here) and
-// shared with the entry that replaces this one while the token's stored
-// credentials stay the same (a renewal).
+// change replaces it. A large cache is what the garbage collector marks on
+// every cycle, so an entry is built to be few objects: its HMAC is inline,
+// its principals, key id and key fingerprint share memory with the other
+// entries of their owner and key (Manager.canonical), and its stored SCRAM
+// credentials are parsed once, at apply, into one allocation.
 type entry struct {
+	// info is the token's record without its Credentials, which are in
+	// stored (record puts them back).
 	info Info
 	// key is the listed key that minted the token; nil when that key is
 	// not listed (the token is then unknown to logins and to the token
-	// APIs, and kept only until the sweep removes it). hmac is nil then.
-	key   *tokenKey
-	hmac  []byte
-	creds atomic.Pointer[credCache]
+	// APIs, and kept only until the sweep removes it). hmac is zero then.
+	key  *tokenKey
+	hmac [sha512.Size]byte
+	// stored holds the credentials of the record, one slot per mechanism
+	// (credSlot), derived under key; has says which slots are set. Their
+	// bytes share one allocation.
+	stored [numSlots]sasl.Credential
+	has    [numSlots]bool
+	// derived is for a record without stored credentials (written by an
+	// older version): those are derived at the token's first login with
+	// each mechanism, once, and shared with the entry that replaces this
+	// one while its record still has none (a renewal).
+	derived atomic.Pointer[credCache]
 }
 
-// credCache holds a token's parsed (or derived) SCRAM credentials, one slot
-// per mechanism (credSlot). Its own lock keeps a derivation at first login
-// off the manager's locks.
+// credCache holds a token's derived SCRAM credentials, one slot per
+// mechanism (credSlot). Its own lock keeps a derivation at first login off
+// the manager's locks.
 type credCache struct {
 	mu   sync.Mutex
-	have [2]bool
-	c    [2]sasl.Credential
+	have [numSlots]bool
+	c    [numSlots]sasl.Credential
 }
 
-// credSlot is mech's place in a credCache; false for a mechanism tokens
-// have no credential for.
+// numSlots is the number of mechanisms tokens have credentials for.
+const numSlots = 2
+
+// credSlot is mech's place in an entry's credentials; false for a
+// mechanism tokens have no credential for.
 func credSlot(mech sasl.Mechanism) (int, bool) {
 	switch mech {
 	case sasl.ScramSHA256:
@@ -168,9 +189,9 @@ type Manager struct {
 
 	mu      sync.RWMutex
 	byID    map[string]*entry
-	byHMAC  map[string]string             // string(hmac) → id
-	byOwner map[Principal]map[string]bool // owner → ids
-	perKey  map[string]int                // KeyTokens label → cached tokens
+	byHMAC  map[[sha512.Size]byte]string // hmac → id
+	byOwner map[Principal]*ownerTokens
+	perKey  map[string]int // KeyTokens label → cached tokens
 }
 
 // New loads the persisted tokens' metadata. It derives nothing: each
@@ -205,8 +226,8 @@ func New(o Options) (*Manager, error) {
 	if o.MaxPerOwner <= 0 {
 		o.MaxPerOwner = DefaultMaxPerOwner
 	}
-	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[string]string{},
-		byOwner: map[Principal]map[string]bool{}, perKey: map[string]int{},
+	m := &Manager{o: o, super: map[Principal]bool{}, byID: map[string]*entry{}, byHMAC: map[[sha512.Size]byte]string{},
+		byOwner: map[Principal]*ownerTokens{}, perKey: map[string]int{},
 		keyByHash: map[string]*tokenKey{}, keyByID: map[string]*tokenKey{}}
 	for _, k := range o.Keys {
 		tk := &tokenKey{id: k.ID, secret: k.Secret, check: keyCheck(k.Secret)}
@@ -243,7 +264,7 @@ func New(o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load delegation tokens: %w", err)
 	}
-	m.byID, m.byHMAC = make(map[string]*entry, len(infos)), make(map[string]string, len(infos))
+	m.byID, m.byHMAC = make(map[string]*entry, len(infos)), make(map[[sha512.Size]byte]string, len(infos))
 	for _, i := range infos {
 		m.ApplyToken(i)
 	}
@@ -313,38 +334,134 @@ func (m *Manager) Len() int {
 // after each write the store accepted, and a store shared by several
 // proxies calls it for every token record it reads, its own writes
 // included. Applying the same record again changes nothing. It costs one
-// HMAC and a few map operations, and takes only the cache lock, so a store
-// may call it while one of the Manager's writers waits in PutToken. A
-// token whose key is not listed is kept aside: logins and the token APIs do
-// not find it, the sweep removes it when it expires. A disabled Manager
-// ignores it.
+// HMAC, parsing the record's stored credentials and a few map operations,
+// and takes only the cache lock, so a store may call it while one of the
+// Manager's writers waits in PutToken. A token whose key is not listed is
+// kept aside: logins and the token APIs do not find it, the sweep removes
+// it when it expires. A disabled Manager ignores it.
 func (m *Manager) ApplyToken(i Info) {
 	if !m.Enabled() {
 		return
 	}
 	e := &entry{info: i, key: m.keyOf(i)}
+	e.info.Credentials = nil
 	if e.key != nil {
-		e.hmac = e.key.hmac(i.ID)
+		e.key.hmacInto(&e.hmac, i.ID)
+		e.parseStored(i)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.byID[i.ID]; ok {
-		if old.key == e.key && sameCredentials(old.info, i) {
-			e.creds.Store(old.creds.Load())
+		if old.key == e.key {
+			// What was derived depends on the key and the id only.
+			e.derived.Store(old.derived.Load())
 		}
 		m.removeLocked(i.ID)
 	}
+	own := m.byOwner[i.Owner]
+	if own == nil {
+		own = &ownerTokens{owner: canonicalType(i.Owner), ids: map[string]struct{}{}}
+		m.byOwner[own.owner] = own
+	}
+	own.ids[i.ID] = struct{}{}
+	e.share(own.owner)
 	m.byID[i.ID] = e
-	if e.hmac != nil {
-		m.byHMAC[string(e.hmac)] = i.ID
+	if e.key != nil {
+		m.byHMAC[e.hmac] = i.ID
 	}
 	m.countLocked(e, 1)
-	ids := m.byOwner[i.Owner]
-	if ids == nil {
-		ids = map[string]bool{}
-		m.byOwner[i.Owner] = ids
+}
+
+// ownerTokens is one owner's cached tokens. The entries of those tokens
+// share its copy of the owner's principal.
+type ownerTokens struct {
+	owner Principal
+	ids   map[string]struct{}
+}
+
+// share points e's principals, key id and key fingerprint at the copies
+// other entries hold (owner, the owner's, and e.key's) where they are
+// equal, so that a large cache keeps one copy of each instead of one per
+// token as decoded. Called before e is in the cache.
+func (e *entry) share(owner Principal) {
+	e.info.Owner = owner
+	if e.info.Requester == owner {
+		e.info.Requester = owner
+	} else {
+		e.info.Requester = canonicalType(e.info.Requester)
 	}
-	ids[i.ID] = true
+	if e.key == nil {
+		return
+	}
+	if e.info.KeyID == e.key.id {
+		e.info.KeyID = e.key.id
+	}
+	if hmac.Equal(e.info.KeyCheck, e.key.check) {
+		e.info.KeyCheck = e.key.check
+	}
+}
+
+// canonicalType returns p with its type "User", the type of every Kafka
+// principal in practice, as the one constant string.
+func canonicalType(p Principal) Principal {
+	if p.Type == "User" {
+		p.Type = "User"
+	}
+	return p
+}
+
+// parseStored parses the stored credentials of i, e's record, into e: those
+// of the mechanisms tokens have, when the record says they were derived
+// under e.key (its key fingerprint). Their bytes go into one allocation.
+// A form that does not parse is left out: that mechanism's credential is
+// then derived at the token's first login with it, as for a record without
+// stored credentials.
+func (e *entry) parseStored(i Info) {
+	if len(i.Credentials) == 0 || !hmac.Equal(i.KeyCheck, e.key.check) {
+		return
+	}
+	var parsed [numSlots]sasl.Credential
+	size := 0
+	for mech, form := range i.Credentials {
+		slot, ok := credSlot(mech)
+		if !ok {
+			continue
+		}
+		c, err := sasl.ParseStoredForm(mech, form)
+		if err != nil {
+			continue
+		}
+		parsed[slot], e.has[slot] = c, true
+		size += len(c.Salt) + len(c.StoredKey) + len(c.ServerKey)
+	}
+	buf := make([]byte, 0, size)
+	part := func(b []byte) []byte {
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	for slot, c := range parsed {
+		if e.has[slot] {
+			e.stored[slot] = sasl.Credential{Salt: part(c.Salt), StoredKey: part(c.StoredKey),
+				ServerKey: part(c.ServerKey), Iterations: c.Iterations}
+		}
+	}
+}
+
+// record is e's token as its store holds it: e.info with the stored
+// credentials put back (in the proxy's stored form; a form that did not
+// parse is not put back).
+func (e *entry) record() Info {
+	i := e.info
+	for _, mech := range sasl.Mechanisms() {
+		if slot, ok := credSlot(mech); ok && e.has[slot] {
+			if i.Credentials == nil {
+				i.Credentials = map[sasl.Mechanism]string{}
+			}
+			i.Credentials[mech] = e.stored[slot].StoredForm()
+		}
+	}
+	return i
 }
 
 // ForgetToken removes the token id from the cache; an unknown id is not an
@@ -356,33 +473,21 @@ func (m *Manager) ForgetToken(id string) {
 	m.removeLocked(id)
 }
 
-// sameCredentials reports whether two records of one token carry the same
-// stored credentials, so that what was parsed from one serves the other.
-func sameCredentials(a, b Info) bool {
-	if a.KeyID != b.KeyID || !hmac.Equal(a.KeyCheck, b.KeyCheck) || len(a.Credentials) != len(b.Credentials) {
-		return false
-	}
-	for mech, form := range a.Credentials {
-		if b.Credentials[mech] != form {
-			return false
-		}
-	}
-	return true
-}
-
 func (m *Manager) removeLocked(id string) {
 	e, ok := m.byID[id]
 	if !ok {
 		return
 	}
 	delete(m.byID, id)
-	if e.hmac != nil {
-		delete(m.byHMAC, string(e.hmac))
+	if e.key != nil {
+		delete(m.byHMAC, e.hmac)
 	}
 	m.countLocked(e, -1)
-	delete(m.byOwner[e.info.Owner], id)
-	if len(m.byOwner[e.info.Owner]) == 0 {
-		delete(m.byOwner, e.info.Owner)
+	if own := m.byOwner[e.info.Owner]; own != nil {
+		delete(own.ids, id)
+		if len(own.ids) == 0 {
+			delete(m.byOwner, e.info.Owner)
+		}
 	}
 }
 
@@ -441,19 +546,22 @@ func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, err
 	return sasl.DeriveCredential(mech, base64.StdEncoding.EncodeToString(hmac), salt, sasl.MinIterations)
 }
 
-// credential returns e's credential for mech: parsed from the stored form
-// when e's record has one derived under its key, else derived now (once per
-// token and process: a record from an older version). Safe for concurrent
+// credential returns e's credential for mech: the one stored with its
+// record, else one derived now (once per token and process: a record
+// without stored credentials, from an older version). Safe for concurrent
 // use; the manager's locks are not held.
 func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
 	slot, ok := credSlot(mech)
 	if !ok {
 		return sasl.Credential{}, sasl.ErrUnknownCredential
 	}
-	cache := e.creds.Load()
+	if e.has[slot] {
+		return e.stored[slot], nil
+	}
+	cache := e.derived.Load()
 	if cache == nil {
-		if cache = new(credCache); !e.creds.CompareAndSwap(nil, cache) {
-			cache = e.creds.Load()
+		if cache = new(credCache); !e.derived.CompareAndSwap(nil, cache) {
+			cache = e.derived.Load()
 		}
 	}
 	cache.mu.Lock()
@@ -461,22 +569,12 @@ func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, er
 	if cache.have[slot] {
 		return cache.c[slot], nil
 	}
-	c, err := m.parseOrDerive(e, mech)
+	c, err := m.derive(e.hmac[:], mech)
 	if err != nil {
 		return sasl.Credential{}, err
 	}
 	cache.c[slot], cache.have[slot] = c, true
 	return c, nil
-}
-
-// parseOrDerive is credential's work at a token's first login with mech.
-func (m *Manager) parseOrDerive(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
-	if form, ok := e.info.Credentials[mech]; ok && hmac.Equal(e.info.KeyCheck, e.key.check) {
-		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
-			return c, nil
-		}
-	}
-	return m.derive(e.hmac, mech)
 }
 
 // kafkaSalt is ScramFormatter.secureRandomBytes: the UTF-8 bytes of a random
@@ -496,7 +594,11 @@ func (m *Manager) live(owner Principal, now time.Time) int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	n := 0
-	for id := range m.byOwner[owner] {
+	own := m.byOwner[owner]
+	if own == nil {
+		return 0
+	}
+	for id := range own.ids {
 		if e := m.byID[id]; e.key != nil && !e.info.expired(now) {
 			n++
 		}
@@ -527,7 +629,10 @@ func (m *Manager) LookupToken(_ context.Context, mech sasl.Mechanism, id string)
 func (m *Manager) entryByHMAC(hmac []byte) *entry {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.byHMAC[string(hmac)]
+	if len(hmac) != sha512.Size {
+		return nil
+	}
+	id, ok := m.byHMAC[[sha512.Size]byte(hmac)]
 	if !ok {
 		return nil
 	}

@@ -154,7 +154,7 @@ func (m *Manager) change(c Caller, hmac []byte, fn func(i Info, now time.Time) (
 	if e == nil {
 		return time.Time{}, ErrNotFound
 	}
-	return fn(e.info, m.o.Now())
+	return fn(e.record(), m.o.Now())
 }
 
 // setExpiry persists a token's new expiry, then applies it. The token keeps
@@ -207,7 +207,9 @@ func (m *Manager) Expire(c Caller, hmac []byte, period time.Duration) (time.Time
 	})
 }
 
-// Described is one token in a Describe answer, with its HMAC.
+// Described is one token in a Describe answer, with its HMAC. Info has no
+// Credentials (the cache keeps them parsed; the answer has no use for
+// them).
 type Described struct {
 	Info Info
 	HMAC []byte
@@ -240,7 +242,7 @@ func (m *Manager) Describe(c Caller, owners []Principal) ([]Described, error) {
 			continue
 		}
 		if i.ownerOrRenewer(c.Principal) || i.Requester == c.Principal || m.super[c.Principal] {
-			out = append(out, Described{Info: i, HMAC: e.hmac})
+			out = append(out, Described{Info: i, HMAC: e.hmac[:]})
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Info.Issue.Before(out[b].Info.Issue) })

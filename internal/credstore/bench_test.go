@@ -1,11 +1,13 @@
 package credstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +107,62 @@ func BenchmarkApplyUser(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				a.ApplyUser(fmt.Sprintf("user%06d", i%n), map[sasl.Mechanism]sasl.Credential{sasl.ScramSHA512: c})
 			}
+		})
+	}
+}
+
+// genUsers is a UserStore whose LoadUsers returns n users, each with both
+// mechanisms and key material of its own (as decoded from a state store),
+// and which keeps nothing itself.
+type genUsers struct{ n int }
+
+func (g genUsers) LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error) {
+	out := make(map[string]map[sasl.Mechanism]sasl.Credential, g.n)
+	for i := range g.n {
+		creds := map[sasl.Mechanism]sasl.Credential{}
+		for _, m := range sasl.Mechanisms() {
+			key := func(b byte) []byte { return bytes.Repeat([]byte{b}, m.HashSize()) }
+			creds[m] = sasl.Credential{Salt: []byte(fmt.Sprintf("salt-%019d", i)), StoredKey: key(1), ServerKey: key(2), Iterations: 4096}
+		}
+		out[fmt.Sprintf("user%06d", i)] = creds
+	}
+	return out, nil
+}
+
+func (genUsers) PutUser(string, map[sasl.Mechanism]sasl.Credential) error { return nil }
+
+// BenchmarkHeldUsers: what the admin API's layer holds for n users with
+// both mechanisms once built (NewAdmin): heap objects and bytes per user
+// after a collection, and the wall time of one full collection with the
+// layer live (gc-ms; the garbage collector's mark work grows with the
+// objects and pointers it has to visit).
+func BenchmarkHeldUsers(b *testing.B) {
+	for _, n := range []int{10, 100000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			var objects, held, gcTime float64
+			for range b.N {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				store := NewStore(nil)
+				if _, err := NewAdmin(store, genUsers{n}, nil); err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				t0 := time.Now()
+				runtime.GC()
+				gcTime += time.Since(t0).Seconds() * 1000
+				if store.Users() != n {
+					b.Fatalf("%d users held, want %d", store.Users(), n)
+				}
+				objects += float64(after.HeapObjects) - float64(before.HeapObjects)
+				held += float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				runtime.KeepAlive(store)
+			}
+			b.ReportMetric(objects/float64(b.N)/float64(n), "objects/user")
+			b.ReportMetric(held/float64(b.N)/float64(n), "B/user")
+			b.ReportMetric(gcTime/float64(b.N), "gc-ms")
 		})
 	}
 }

@@ -101,9 +101,7 @@ func NewAdmin(store *Store, persist UserStore, superUsers []string) (*Admin, err
 	}
 	snap := NewSnapshot()
 	for u, creds := range users {
-		for m, c := range creds {
-			snap.Put(m, u, c)
-		}
+		snap.putAll(u, creds)
 	}
 	store.ReplaceSource(SourceAPI, snap)
 	return a, nil

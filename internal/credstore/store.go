@@ -1,7 +1,10 @@
 package credstore
 
 import (
+	"bytes"
 	"context"
+	"maps"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -14,8 +17,14 @@ import (
 // their name, so that a snapshot with one user changed (with) copies one
 // shard and shares the others: a change costs O(users/snapshotShards), not
 // O(users).
+//
+// A shard maps each name to a userCreds by value: per user the garbage
+// collector finds two heap objects (the name and one byte array holding
+// all of the user's key material) and two pointers in the shard's table,
+// whatever the number of mechanisms. Only sasl.Mechanisms() are held; no
+// login could use another.
 type Snapshot struct {
-	shards [snapshotShards]map[string]map[sasl.Mechanism]sasl.Credential // nil: empty
+	shards [snapshotShards]map[string]userCreds // nil: empty
 }
 
 const snapshotShards = 256
@@ -30,21 +39,179 @@ func shardOf(user string) int {
 	return int(h % snapshotShards)
 }
 
+// numMechs is the number of mechanisms a userCreds has room for.
+const numMechs = 2
+
+// mechSlot is m's slot in a userCreds; false for a mechanism the store
+// does not hold.
+func mechSlot(m sasl.Mechanism) (int, bool) {
+	switch m {
+	case sasl.ScramSHA256:
+		return 0, true
+	case sasl.ScramSHA512:
+		return 1, true
+	}
+	return 0, false
+}
+
+// slotMech is mechSlot's inverse.
+func slotMech(i int) sasl.Mechanism {
+	if i == 0 {
+		return sasl.ScramSHA256
+	}
+	return sasl.ScramSHA512
+}
+
+// userCreds is one user's credentials: a slot per mechanism, and keys,
+// every set slot's salt, stored key and server key back to back, slot by
+// slot. A userCreds is never modified once built (a change builds a new
+// one with its own keys), so snapshots share it freely. At least one slot
+// is set in any held by a Snapshot.
+type userCreds struct {
+	keys  []byte
+	slots [numMechs]credSlot
+}
+
+// credSlot is one mechanism's credential within a userCreds: its
+// iterations and the lengths of its three byte strings in keys.
+type credSlot struct {
+	iterations                 int
+	salt, storedKey, serverKey uint32
+	set                        bool
+}
+
+// packCreds builds a userCreds holding creds (nil: no credential), copying
+// their bytes into one new array.
+func packCreds(creds *[numMechs]*sasl.Credential) userCreds {
+	n := 0
+	for _, c := range creds {
+		if c != nil {
+			n += len(c.Salt) + len(c.StoredKey) + len(c.ServerKey)
+		}
+	}
+	u := userCreds{keys: make([]byte, 0, n)}
+	for i, c := range creds {
+		if c == nil {
+			continue
+		}
+		u.keys = append(append(append(u.keys, c.Salt...), c.StoredKey...), c.ServerKey...)
+		u.slots[i] = credSlot{iterations: c.Iterations, salt: length32(c.Salt), storedKey: length32(c.StoredKey), serverKey: length32(c.ServerKey), set: true}
+	}
+	return u
+}
+
+// length32 is len(b), which no credential's source lets exceed 4 GiB (a
+// Kafka request, a record, a file line).
+func length32(b []byte) uint32 {
+	if uint64(len(b)) > math.MaxUint32 {
+		panic("credstore: credential field of 4 GiB or more")
+	}
+	return uint32(len(b))
+}
+
+// packMap packs creds, ignoring mechanisms the store does not hold; ok is
+// false when none is left.
+func packMap(creds map[sasl.Mechanism]sasl.Credential) (u userCreds, ok bool) {
+	var in [numMechs]*sasl.Credential
+	for i := range numMechs {
+		if c, held := creds[slotMech(i)]; held {
+			in[i] = &c
+			ok = true
+		}
+	}
+	if !ok {
+		return userCreds{}, false
+	}
+	return packCreds(&in), true
+}
+
+// cred returns slot i's credential, its byte slices sharing u's array and
+// capped at their length (an append by the caller copies). Callers must
+// not modify them.
+func (u *userCreds) cred(i int) (sasl.Credential, bool) {
+	s := u.slots[i]
+	if !s.set {
+		return sasl.Credential{}, false
+	}
+	off := 0
+	for j := range i {
+		if p := u.slots[j]; p.set {
+			off += int(p.salt) + int(p.storedKey) + int(p.serverKey)
+		}
+	}
+	field := func(n uint32) []byte {
+		if n == 0 {
+			return nil
+		}
+		b := u.keys[off : off+int(n) : off+int(n)]
+		off += int(n)
+		return b
+	}
+	c := sasl.Credential{Iterations: s.iterations}
+	c.Salt = field(s.salt)
+	c.StoredKey = field(s.storedKey)
+	c.ServerKey = field(s.serverKey)
+	return c, true
+}
+
+// all returns pointers to u's credentials by slot (nil: none), sharing
+// u's array.
+func (u *userCreds) all() [numMechs]*sasl.Credential {
+	var out [numMechs]*sasl.Credential
+	for i := range numMechs {
+		if c, ok := u.cred(i); ok {
+			out[i] = &c
+		}
+	}
+	return out
+}
+
+// copyMap returns u's credentials by mechanism, their bytes copied into
+// one new array, so that nothing the caller does to them reaches u.
+func (u *userCreds) copyMap() map[sasl.Mechanism]sasl.Credential {
+	c := userCreds{keys: bytes.Clone(u.keys), slots: u.slots}
+	out := make(map[sasl.Mechanism]sasl.Credential, numMechs)
+	for i := range numMechs {
+		if cred, ok := c.cred(i); ok {
+			out[slotMech(i)] = cred
+		}
+	}
+	return out
+}
+
 // NewSnapshot returns an empty snapshot to fill with Put before publishing.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
-// Put adds a credential; only for snapshots not yet published to a Store.
+// Put adds a credential (its bytes copied), replacing the user's for m;
+// only for snapshots not yet published to a Store. A mechanism other than
+// sasl.Mechanisms() is ignored.
 func (s *Snapshot) Put(m sasl.Mechanism, user string, c sasl.Credential) {
+	slot, ok := mechSlot(m)
+	if !ok {
+		return
+	}
 	i := shardOf(user)
 	if s.shards[i] == nil {
-		s.shards[i] = map[string]map[sasl.Mechanism]sasl.Credential{}
+		s.shards[i] = map[string]userCreds{}
 	}
-	creds := s.shards[i][user]
-	if creds == nil {
-		creds = map[sasl.Mechanism]sasl.Credential{}
-		s.shards[i][user] = creds
+	u := s.shards[i][user]
+	creds := u.all()
+	creds[slot] = &c
+	s.shards[i][user] = packCreds(&creds)
+}
+
+// putAll sets user's credentials to creds, as with does, in a snapshot
+// not yet published: one array for all of them rather than one per Put.
+func (s *Snapshot) putAll(user string, creds map[sasl.Mechanism]sasl.Credential) {
+	u, ok := packMap(creds)
+	if !ok {
+		return
 	}
-	creds[m] = c
+	i := shardOf(user)
+	if s.shards[i] == nil {
+		s.shards[i] = map[string]userCreds{}
+	}
+	s.shards[i][user] = u
 }
 
 // Users counts distinct user names.
@@ -62,39 +229,61 @@ func (s *Snapshot) Has(user string) bool {
 	return ok
 }
 
-// Get returns a copy of user's credentials by mechanism (nil if none).
+// Get returns a copy of user's credentials by mechanism (nil if none),
+// sharing no memory with the snapshot.
 func (s *Snapshot) Get(user string) map[sasl.Mechanism]sasl.Credential {
-	creds, ok := s.shards[shardOf(user)][user]
+	u, ok := s.shards[shardOf(user)][user]
 	if !ok {
 		return nil
 	}
-	return copyCreds(creds)
+	return u.copyMap()
 }
 
-// lookup returns user's credential for m.
+// lookup returns user's credential for m, sharing the snapshot's memory:
+// the caller must not modify it.
 func (s *Snapshot) lookup(m sasl.Mechanism, user string) (sasl.Credential, bool) {
-	c, ok := s.shards[shardOf(user)][user][m]
-	return c, ok
+	slot, ok := mechSlot(m)
+	if !ok {
+		return sasl.Credential{}, false
+	}
+	u, ok := s.shards[shardOf(user)][user]
+	if !ok {
+		return sasl.Credential{}, false
+	}
+	return u.cred(slot)
 }
 
-// Clone copies the snapshot for copy-on-write updates.
+// Clone copies the snapshot for copy-on-write updates. The copy shares
+// the users' key material, which neither side ever modifies (Put and
+// Delete build new arrays).
 func (s *Snapshot) Clone() *Snapshot {
 	c := NewSnapshot()
-	s.each(func(u string, m sasl.Mechanism, cred sasl.Credential) { c.Put(m, u, cred) })
+	for i, shard := range s.shards {
+		if len(shard) > 0 {
+			c.shards[i] = maps.Clone(shard)
+		}
+	}
 	return c
 }
 
 // Delete removes one (mechanism, user); only before publishing.
 func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
-	i := shardOf(user)
-	creds, ok := s.shards[i][user]
+	slot, ok := mechSlot(m)
 	if !ok {
 		return
 	}
-	delete(creds, m)
-	if len(creds) == 0 {
-		delete(s.shards[i], user)
+	i := shardOf(user)
+	u, ok := s.shards[i][user]
+	if !ok || !u.slots[slot].set {
+		return
 	}
+	creds := u.all()
+	creds[slot] = nil
+	if creds == ([numMechs]*sasl.Credential{}) {
+		delete(s.shards[i], user)
+		return
+	}
+	s.shards[i][user] = packCreds(&creds)
 }
 
 // with returns a snapshot in which user has exactly creds (none: absent),
@@ -102,25 +291,38 @@ func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
 func (s *Snapshot) with(user string, creds map[sasl.Mechanism]sasl.Credential) *Snapshot {
 	next := *s
 	i := shardOf(user)
-	shard := make(map[string]map[sasl.Mechanism]sasl.Credential, len(s.shards[i])+1)
-	for u, c := range s.shards[i] {
-		shard[u] = c // credential maps are never modified once published
-	}
-	if len(creds) == 0 {
-		delete(shard, user)
+	shard := maps.Clone(s.shards[i]) // userCreds are never modified once published
+	if u, ok := packMap(creds); ok {
+		if shard == nil {
+			shard = map[string]userCreds{}
+		}
+		shard[user] = u
 	} else {
-		shard[user] = copyCreds(creds)
+		delete(shard, user)
 	}
 	next.shards[i] = shard
 	return &next
 }
 
+// each calls f for every credential, sharing the snapshot's memory (f
+// must not modify it).
 func (s *Snapshot) each(f func(string, sasl.Mechanism, sasl.Credential)) {
 	for _, shard := range s.shards {
-		for u, creds := range shard {
-			for m, c := range creds {
-				f(u, m, c)
+		for user, u := range shard {
+			for i := range numMechs {
+				if c, ok := u.cred(i); ok {
+					f(user, slotMech(i), c)
+				}
 			}
+		}
+	}
+}
+
+// eachUser calls f with every user name.
+func (s *Snapshot) eachUser(f func(string)) {
+	for _, shard := range s.shards {
+		for user := range shard {
+			f(user)
 		}
 	}
 }
@@ -186,17 +388,23 @@ func (s *Store) ReplaceSource(src Source, snap *Snapshot) {
 func (s *Store) ReplaceUser(src Source, user string, creds map[sasl.Mechanism]sasl.Credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	before := s.Credentials(user)
+	before := s.ownerCreds(user)
 	s.layers[src].Store(s.layers[src].Load().with(user, creds))
-	after := s.Credentials(user)
-	for m, c := range before {
-		sasl.CountShape(s.counts[m], c, -1)
+	after := s.ownerCreds(user)
+	for i, c := range before.all() {
+		if c != nil {
+			sasl.CountShape(s.counts[slotMech(i)], *c, -1)
+		}
 	}
-	for m, c := range after {
+	for i, c := range after.all() {
+		if c == nil {
+			continue
+		}
+		m := slotMech(i)
 		if s.counts[m] == nil {
 			s.counts[m] = map[sasl.Shape]int{}
 		}
-		sasl.CountShape(s.counts[m], c, 1)
+		sasl.CountShape(s.counts[m], *c, 1)
 	}
 	s.publishShapes()
 }
@@ -274,6 +482,16 @@ func (s *Store) owner(user string) (*Snapshot, bool) {
 	return nil, false
 }
 
+// ownerCreds is user's entry in its owning layer (zero: no user), sharing
+// the layer's memory.
+func (s *Store) ownerCreds(user string) userCreds {
+	snap, ok := s.owner(user)
+	if !ok {
+		return userCreds{}
+	}
+	return snap.shards[shardOf(user)][user]
+}
+
 // Owner returns the highest-priority source that defines user at all: the
 // source that owns all of the user's mechanisms.
 func (s *Store) Owner(user string) (Source, bool) {
@@ -289,7 +507,7 @@ func (s *Store) Owner(user string) (Source, bool) {
 func (s *Store) Users() int {
 	seen := map[string]bool{}
 	for i := range s.layers {
-		s.layers[i].Load().each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
+		s.layers[i].Load().eachUser(func(u string) { seen[u] = true })
 	}
 	return len(seen)
 }
@@ -308,7 +526,7 @@ func (s *Store) Credentials(user string) map[sasl.Mechanism]sasl.Credential {
 func (s *Store) AllUsers() []string {
 	seen := map[string]bool{}
 	for i := range s.layers {
-		s.layers[i].Load().each(func(u string, _ sasl.Mechanism, _ sasl.Credential) { seen[u] = true })
+		s.layers[i].Load().eachUser(func(u string) { seen[u] = true })
 	}
 	out := make([]string, 0, len(seen))
 	for u := range seen {

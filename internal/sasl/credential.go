@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,43 +55,63 @@ var ErrBadStoredForm = errors.New("invalid SCRAM credential")
 // stored_key, server_key and iterations, in any order, each once. Base64 is
 // standard with padding. When m is non-empty the key lengths are checked
 // against its hash size. Errors never echo the input (it is secret-equivalent).
+//
+// The salt and keys are decoded into one array, each slice capped at its
+// own length: a parse allocates once, for caches that parse many (the
+// token cache at each token's first login, a restore of many users).
 func ParseStoredForm(m Mechanism, s string) (Credential, error) {
+	const (
+		salt = iota
+		storedKey
+		serverKey
+		iterations
+	)
+	names := [...]string{salt: "salt", storedKey: "stored_key", serverKey: "server_key", iterations: "iterations"}
+	enc := base64.StdEncoding.Strict()
+	keys := make([]byte, 0, storedFormSize(s))
 	var c Credential
-	seen := map[string]bool{}
-	for i, part := range strings.Split(s, ",") {
+	var seen [len(names)]bool
+	i := 0
+	for part := range strings.SplitSeq(s, ",") {
+		i++
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return Credential{}, fmt.Errorf("%w: field %d without '='", ErrBadStoredForm, i+1)
+			return Credential{}, fmt.Errorf("%w: field %d without '='", ErrBadStoredForm, i)
 		}
-		switch k {
-		case "salt", "stored_key", "server_key", "iterations":
-		default: // not echoed: a mangled entry may hold secret material here
-			return Credential{}, fmt.Errorf("%w: field %d has an unknown key (want salt, stored_key, server_key, iterations)", ErrBadStoredForm, i+1)
+		f := slices.Index(names[:], k)
+		if f < 0 { // not echoed: a mangled entry may hold secret material here
+			return Credential{}, fmt.Errorf("%w: field %d has an unknown key (want salt, stored_key, server_key, iterations)", ErrBadStoredForm, i)
 		}
-		if seen[k] {
+		if seen[f] {
 			return Credential{}, fmt.Errorf("%w: duplicate key %q", ErrBadStoredForm, k)
 		}
-		seen[k] = true
+		seen[f] = true
 		var err error
-		switch k {
-		case "salt":
-			c.Salt, err = base64.StdEncoding.Strict().DecodeString(v)
-		case "stored_key":
-			c.StoredKey, err = base64.StdEncoding.Strict().DecodeString(v)
-		case "server_key":
-			c.ServerKey, err = base64.StdEncoding.Strict().DecodeString(v)
-		case "iterations":
+		if f == iterations {
 			c.Iterations, err = strconv.Atoi(v)
 			if err == nil && c.Iterations <= 0 {
 				err = errors.New("not positive")
+			}
+		} else {
+			start := len(keys)
+			if keys, err = enc.AppendDecode(keys, []byte(v)); err == nil {
+				b := keys[start:len(keys):len(keys)]
+				switch f {
+				case salt:
+					c.Salt = b
+				case storedKey:
+					c.StoredKey = b
+				case serverKey:
+					c.ServerKey = b
+				}
 			}
 		}
 		if err != nil {
 			return Credential{}, fmt.Errorf("%w: bad value for %s", ErrBadStoredForm, k)
 		}
 	}
-	for _, k := range []string{"salt", "stored_key", "server_key", "iterations"} {
-		if !seen[k] {
+	for f, k := range names {
+		if !seen[f] {
 			return Credential{}, fmt.Errorf("%w: missing key %q", ErrBadStoredForm, k)
 		}
 	}
@@ -98,6 +119,21 @@ func ParseStoredForm(m Mechanism, s string) (Credential, error) {
 		return Credential{}, err
 	}
 	return c, nil
+}
+
+// storedFormSize is the decoded size of the salt, stored_key and
+// server_key values in s when they are valid base64 (less when not, which
+// the parse then refuses): the array ParseStoredForm decodes them into.
+func storedFormSize(s string) int {
+	n := 0
+	for part := range strings.SplitSeq(s, ",") {
+		switch k, v, _ := strings.Cut(part, "="); k {
+		case "salt", "stored_key", "server_key":
+			pad := len(v) - len(strings.TrimSuffix(strings.TrimSuffix(v, "="), "="))
+			n += max(0, len(v)/4*3-pad)
+		}
+	}
+	return n
 }
 
 // Validate is the one check every stored credential passes, whichever way it

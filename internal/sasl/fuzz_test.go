@@ -1,7 +1,12 @@
 package sasl
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,8 +51,18 @@ func FuzzParseStoredForm(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, m := range []Mechanism{"", ScramSHA256, ScramSHA512} {
 			c, err := ParseStoredForm(m, s)
+			ref, refErr := referenceParseStoredForm(m, s)
+			if fmt.Sprint(err) != fmt.Sprint(refErr) || !sameBytes(c.Salt, ref.Salt) ||
+				!sameBytes(c.StoredKey, ref.StoredKey) || !sameBytes(c.ServerKey, ref.ServerKey) || c.Iterations != ref.Iterations {
+				t.Fatalf("%s %q: parsed as %v (%v), the reference parse gives %v (%v)", m, s, c, err, ref, refErr)
+			}
 			if err != nil {
 				continue
+			}
+			for _, b := range [][]byte{c.Salt, c.StoredKey, c.ServerKey} {
+				if cap(b) != len(b) {
+					t.Fatalf("%q: a field of %d bytes has capacity %d", s, len(b), cap(b))
+				}
 			}
 			again, err := ParseStoredForm(m, c.StoredForm())
 			if err != nil || again.StoredForm() != c.StoredForm() {
@@ -55,6 +70,59 @@ func FuzzParseStoredForm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameBytes is bytes.Equal that also tells nil from empty.
+func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) && (a == nil) == (b == nil) }
+
+// referenceParseStoredForm is the plain reading of the stored form (split,
+// a set of keys seen, a base64 decode per value) that ParseStoredForm,
+// written to allocate once, must agree with on every input, errors
+// included.
+func referenceParseStoredForm(m Mechanism, s string) (Credential, error) {
+	var c Credential
+	seen := map[string]bool{}
+	for i, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return Credential{}, fmt.Errorf("%w: field %d without '='", ErrBadStoredForm, i+1)
+		}
+		switch k {
+		case "salt", "stored_key", "server_key", "iterations":
+		default:
+			return Credential{}, fmt.Errorf("%w: field %d has an unknown key (want salt, stored_key, server_key, iterations)", ErrBadStoredForm, i+1)
+		}
+		if seen[k] {
+			return Credential{}, fmt.Errorf("%w: duplicate key %q", ErrBadStoredForm, k)
+		}
+		seen[k] = true
+		var err error
+		switch k {
+		case "salt":
+			c.Salt, err = base64.StdEncoding.Strict().DecodeString(v)
+		case "stored_key":
+			c.StoredKey, err = base64.StdEncoding.Strict().DecodeString(v)
+		case "server_key":
+			c.ServerKey, err = base64.StdEncoding.Strict().DecodeString(v)
+		case "iterations":
+			c.Iterations, err = strconv.Atoi(v)
+			if err == nil && c.Iterations <= 0 {
+				err = errors.New("not positive")
+			}
+		}
+		if err != nil {
+			return Credential{}, fmt.Errorf("%w: bad value for %s", ErrBadStoredForm, k)
+		}
+	}
+	for _, k := range []string{"salt", "stored_key", "server_key", "iterations"} {
+		if !seen[k] {
+			return Credential{}, fmt.Errorf("%w: missing key %q", ErrBadStoredForm, k)
+		}
+	}
+	if err := c.Validate(m); err != nil {
+		return Credential{}, err
+	}
+	return c, nil
 }
 
 // FuzzConversation drives a full exchange with arbitrary messages: it must
@@ -74,4 +142,23 @@ func FuzzConversation(f *testing.F) {
 			t.Fatalf("fuzzed proof accepted: %q %q", first, final)
 		}
 	})
+}
+
+// BenchmarkParseStoredForm parses a SCRAM-SHA-512 credential (what the
+// token cache does at each token's first login); compare allocs/op with
+// the reference parse's.
+func BenchmarkParseStoredForm(b *testing.B) {
+	for _, p := range []struct {
+		name  string
+		parse func(Mechanism, string) (Credential, error)
+	}{{"ParseStoredForm", ParseStoredForm}, {"reference", referenceParseStoredForm}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := p.parse(ScramSHA512, token512); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -103,14 +103,20 @@ func (t target) profile(name, query, file string) {
 // cpuProfile profiles the proxy for the phase duration in the background
 // (in the first round only); wait for it with the returned func.
 func (t target) cpuProfile(file string, round int) func() {
-	done := make(chan struct{})
 	if round > 0 {
-		close(done)
 		return func() {}
 	}
+	return t.cpuProfileFor(file, *dur)
+}
+
+// cpuProfileFor profiles the proxy for d (whole seconds, at least one) in
+// the background; wait for it with the returned func. Like profile, it
+// does nothing without -profile.
+func (t target) cpuProfileFor(file string, d time.Duration) func() {
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t.profile("profile", fmt.Sprintf("seconds=%d", int(dur.Seconds())), file)
+		t.profile("profile", fmt.Sprintf("seconds=%d", max(1, int(math.Round(d.Seconds())))), file)
 	}()
 	return func() { <-done }
 }
@@ -283,7 +289,7 @@ func run() error {
 
 	stateSection := ""
 	if want("state") {
-		if stateSection, err = benchState(dir, certFile, keyFile, []int{10, 100000}); err != nil {
+		if stateSection, err = benchState(dir, certFile, keyFile, clientTLS, []int{10, 100000}); err != nil {
 			return err
 		}
 	}
@@ -662,70 +668,131 @@ func latency(t target, rate float64) (float64, float64) {
 func login(t target, cl *xscram.Client) (net.Conn, error) { return loginThen(t, cl, nil) }
 
 // loginThen is login followed, when then is not nil, by one round trip of
-// then, whose response must carry no top-level error. A Metadata request
+// then, whose response must parse. A Metadata request
 // there makes the proxy open the session's upstream connection, logged in
 // upstream as the principal's identity.
 func loginThen(t target, cl *xscram.Client, then kmsg.Request) (net.Conn, error) {
-	c, err := tls.Dial("tcp", t.addr, t.tls)
+	w, err := dialWire(t)
 	if err != nil {
 		return nil, err
 	}
-	var corr int32
-	frames := protocol.NewFrameReader(c, 1<<20, nil)
-	rt := func(req kmsg.Request) ([]byte, error) {
-		corr++
-		var f kmsg.RequestFormatter
-		if _, err := c.Write(f.AppendRequest(nil, req, corr)); err != nil {
-			return nil, err
-		}
-		b, err := frames.Read()
-		if err == nil && len(b) < 4 {
-			err = protocol.ErrTruncated
-		}
-		return b, err // valid until the next round trip
-	}
-	hs := kmsg.NewPtrSASLHandshakeRequest()
-	hs.SetVersion(1)
-	hs.Mechanism = "SCRAM-SHA-512"
-	if _, err := rt(hs); err != nil {
-		c.Close()
+	if err := w.handshake("SCRAM-SHA-512"); err != nil {
+		w.Close()
 		return nil, err
 	}
 	conv := cl.NewConversation()
 	msg, _ := conv.Step("")
 	for i := 0; i < 2; i++ {
-		a := kmsg.NewPtrSASLAuthenticateRequest()
-		a.SetVersion(1)
-		a.SASLAuthBytes = []byte(msg)
-		b, err := rt(a)
+		r, err := w.authenticate([]byte(msg))
 		if err != nil {
-			c.Close()
+			w.Close()
 			return nil, err
 		}
-		r := kmsg.NewPtrSASLAuthenticateResponse()
-		r.SetVersion(1)
-		if err := r.ReadFrom(b[4:]); err != nil || r.ErrorCode != 0 {
-			c.Close()
-			return nil, fmt.Errorf("login failed: %v %d", err, r.ErrorCode)
-		}
-		if msg, err = conv.Step(string(r.SASLAuthBytes)); err != nil {
-			c.Close()
+		if msg, err = conv.Step(string(r)); err != nil {
+			w.Close()
 			return nil, err
 		}
 	}
-	if then != nil {
-		b, err := rt(then)
-		if err == nil {
-			resp := then.ResponseKind()
-			resp.SetVersion(then.GetVersion())
-			err = resp.ReadFrom(b[4+headerTagBytes(resp):])
-		}
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%s after login: %w", kmsg.NameForKey(then.Key()), err)
-		}
+	if _, err := w.then(then); err != nil {
+		w.Close()
+		return nil, err
 	}
-	return c, nil
+	return w.Conn, nil
+}
+
+// wire is a client's TLS connection to a target, one request at a time.
+type wire struct {
+	net.Conn
+	frames *protocol.FrameReader
+	corr   int32
+}
+
+// dialWire opens a TLS connection to t.
+func dialWire(t target) (*wire, error) {
+	c, err := tls.Dial("tcp", t.addr, t.tls)
+	if err != nil {
+		return nil, err
+	}
+	return &wire{Conn: c, frames: protocol.NewFrameReader(c, 1<<20, nil)}, nil
+}
+
+// roundTrip sends req and returns the response frame, correlation id
+// first; it is valid until the next round trip.
+func (w *wire) roundTrip(req kmsg.Request) ([]byte, error) {
+	w.corr++
+	var f kmsg.RequestFormatter
+	if _, err := w.Write(f.AppendRequest(nil, req, w.corr)); err != nil {
+		return nil, err
+	}
+	b, err := w.frames.Read()
+	if err == nil && len(b) < 4 {
+		err = protocol.ErrTruncated
+	}
+	return b, err
+}
+
+// handshake sends SaslHandshake v1 for mechanism; the answer must carry
+// no error.
+func (w *wire) handshake(mechanism string) error {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = mechanism
+	b, err := w.roundTrip(hs)
+	if err != nil {
+		return err
+	}
+	r := kmsg.NewPtrSASLHandshakeResponse()
+	r.SetVersion(1)
+	if err := r.ReadFrom(b[4:]); err != nil {
+		return err
+	}
+	if r.ErrorCode != 0 {
+		return fmt.Errorf("SaslHandshake: error code %d", r.ErrorCode)
+	}
+	return nil
+}
+
+// authenticate sends one SaslAuthenticate v1 round with msg and returns
+// the server's bytes; a response with an error code is an error.
+func (w *wire) authenticate(msg []byte) ([]byte, error) {
+	a := kmsg.NewPtrSASLAuthenticateRequest()
+	a.SetVersion(1)
+	a.SASLAuthBytes = msg
+	b, err := w.roundTrip(a)
+	if err != nil {
+		return nil, err
+	}
+	r := kmsg.NewPtrSASLAuthenticateResponse()
+	r.SetVersion(1)
+	if err := r.ReadFrom(b[4:]); err != nil {
+		return nil, err
+	}
+	if r.ErrorCode != 0 {
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = ": " + *r.ErrorMessage
+		}
+		return nil, fmt.Errorf("login failed: SaslAuthenticate error code %d%s", r.ErrorCode, msg)
+	}
+	return r.SASLAuthBytes, nil
+}
+
+// then makes one round trip of req, when not nil, and returns its
+// response, which must parse.
+func (w *wire) then(req kmsg.Request) (kmsg.Response, error) {
+	if req == nil {
+		return nil, nil
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	b, err := w.roundTrip(req)
+	if err == nil {
+		err = resp.ReadFrom(b[4+headerTagBytes(resp):])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s after login: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
 }
 
 // headerTagBytes is the size of the empty tagged-field section of a

@@ -302,7 +302,7 @@ func tokenLogins(ps []*stateProxy) string {
 		}
 		fmt.Fprintf(&b, "n=%d: %d logins succeeded, %d failed", p.n, ok, failed)
 		if firstErr != nil {
-			fmt.Fprintf(&b, " (first: %v)", firstErr)
+			fmt.Fprintf(&b, " (FAILED LOGINS: the rates count only the logins that succeeded; first: %v)", firstErr)
 		}
 		fmt.Fprintf(&b, "; session checks (a token login, then ApiVersions relayed upstream): %d of %d ok", checks[i], *tokenRounds)
 		if checkErrs[i] != nil {

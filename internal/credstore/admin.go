@@ -57,6 +57,9 @@ func (e *InvalidCredentialError) Unwrap() error { return e.Err }
 // UserStore persists users written through the admin API. Implementations
 // must be durable on return and safe for concurrent use.
 type UserStore interface {
+	// LoadUsers returns every user's credentials by mechanism. The
+	// caller reads them only: an implementation may share the maps and
+	// credentials with its own memory.
 	LoadUsers() (map[string]map[sasl.Mechanism]sasl.Credential, error)
 	// PutUser replaces every credential of user; an empty map deletes it.
 	PutUser(user string, creds map[sasl.Mechanism]sasl.Credential) error

@@ -80,18 +80,24 @@ type credSlot struct {
 	set                        bool
 }
 
-// packCreds builds a userCreds holding creds (nil: no credential), copying
-// their bytes into one new array.
-func packCreds(creds *[numMechs]*sasl.Credential) userCreds {
+// credSet is one user's credentials by slot, unpacked.
+type credSet struct {
+	cred [numMechs]sasl.Credential
+	has  [numMechs]bool
+}
+
+// pack builds a userCreds holding set, copying its bytes into one new
+// array.
+func (set *credSet) pack() userCreds {
 	n := 0
-	for _, c := range creds {
-		if c != nil {
+	for i, c := range set.cred {
+		if set.has[i] {
 			n += len(c.Salt) + len(c.StoredKey) + len(c.ServerKey)
 		}
 	}
 	u := userCreds{keys: make([]byte, 0, n)}
-	for i, c := range creds {
-		if c == nil {
+	for i, c := range set.cred {
+		if !set.has[i] {
 			continue
 		}
 		u.keys = append(append(append(u.keys, c.Salt...), c.StoredKey...), c.ServerKey...)
@@ -112,17 +118,15 @@ func length32(b []byte) uint32 {
 // packMap packs creds, ignoring mechanisms the store does not hold; ok is
 // false when none is left.
 func packMap(creds map[sasl.Mechanism]sasl.Credential) (u userCreds, ok bool) {
-	var in [numMechs]*sasl.Credential
+	var set credSet
 	for i := range numMechs {
-		if c, held := creds[slotMech(i)]; held {
-			in[i] = &c
-			ok = true
-		}
+		set.cred[i], set.has[i] = creds[slotMech(i)]
+		ok = ok || set.has[i]
 	}
 	if !ok {
 		return userCreds{}, false
 	}
-	return packCreds(&in), true
+	return set.pack(), true
 }
 
 // cred returns slot i's credential, its byte slices sharing u's array and
@@ -154,16 +158,13 @@ func (u *userCreds) cred(i int) (sasl.Credential, bool) {
 	return c, true
 }
 
-// all returns pointers to u's credentials by slot (nil: none), sharing
-// u's array.
-func (u *userCreds) all() [numMechs]*sasl.Credential {
-	var out [numMechs]*sasl.Credential
+// unpack returns u's credentials by slot, sharing u's array.
+func (u *userCreds) unpack() credSet {
+	var set credSet
 	for i := range numMechs {
-		if c, ok := u.cred(i); ok {
-			out[i] = &c
-		}
+		set.cred[i], set.has[i] = u.cred(i)
 	}
-	return out
+	return set
 }
 
 // copyMap returns u's credentials by mechanism, their bytes copied into
@@ -195,9 +196,9 @@ func (s *Snapshot) Put(m sasl.Mechanism, user string, c sasl.Credential) {
 		s.shards[i] = map[string]userCreds{}
 	}
 	u := s.shards[i][user]
-	creds := u.all()
-	creds[slot] = &c
-	s.shards[i][user] = packCreds(&creds)
+	set := u.unpack()
+	set.cred[slot], set.has[slot] = c, true
+	s.shards[i][user] = set.pack()
 }
 
 // putAll sets user's credentials to creds, as with does, in a snapshot
@@ -277,13 +278,13 @@ func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
 	if !ok || !u.slots[slot].set {
 		return
 	}
-	creds := u.all()
-	creds[slot] = nil
-	if creds == ([numMechs]*sasl.Credential{}) {
+	set := u.unpack()
+	set.has[slot] = false
+	if set.has == ([numMechs]bool{}) {
 		delete(s.shards[i], user)
 		return
 	}
-	s.shards[i][user] = packCreds(&creds)
+	s.shards[i][user] = set.pack()
 }
 
 // with returns a snapshot in which user has exactly creds (none: absent),
@@ -391,20 +392,21 @@ func (s *Store) ReplaceUser(src Source, user string, creds map[sasl.Mechanism]sa
 	before := s.ownerCreds(user)
 	s.layers[src].Store(s.layers[src].Load().with(user, creds))
 	after := s.ownerCreds(user)
-	for i, c := range before.all() {
-		if c != nil {
-			sasl.CountShape(s.counts[slotMech(i)], *c, -1)
+	for i := range numMechs {
+		if c, ok := before.cred(i); ok {
+			sasl.CountShape(s.counts[slotMech(i)], c, -1)
 		}
 	}
-	for i, c := range after.all() {
-		if c == nil {
+	for i := range numMechs {
+		c, ok := after.cred(i)
+		if !ok {
 			continue
 		}
 		m := slotMech(i)
 		if s.counts[m] == nil {
 			s.counts[m] = map[sasl.Shape]int{}
 		}
-		sasl.CountShape(s.counts[m], *c, 1)
+		sasl.CountShape(s.counts[m], c, 1)
 	}
 	s.publishShapes()
 }

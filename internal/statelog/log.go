@@ -135,7 +135,7 @@ type Log struct {
 	tokens   map[string]dtoken.Info
 	users    map[string]map[sasl.Mechanism]sasl.Credential
 	secrets  map[string][]byte
-	hashes   map[string]uint64 // record key → hash, for Status.Digest
+	hashes   map[recordName]uint64 // record key → hash, for Status.Digest
 	digest   uint64
 	next     int64         // every record below it has been applied
 	advanced chan struct{} // closed and replaced when next moves
@@ -170,7 +170,7 @@ func Open(o Options) (*Log, error) {
 	return &Log{
 		o: o, prod: prod,
 		tokens: map[string]dtoken.Info{}, users: map[string]map[sasl.Mechanism]sasl.Credential{},
-		secrets: map[string][]byte{}, hashes: map[string]uint64{},
+		secrets: map[string][]byte{}, hashes: map[recordName]uint64{},
 		advanced: make(chan struct{}),
 	}, nil
 }
@@ -358,7 +358,7 @@ func (l *Log) apply(r *kgo.Record, tokens TokenSink, users UserSink) {
 		l.advance(r.Offset)
 		return
 	}
-	key := e.Kind + "/" + e.ID
+	key := recordName{e.Kind, e.ID}
 	l.mu.Lock()
 	switch {
 	case e.Kind == KindToken && e.Delete:

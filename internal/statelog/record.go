@@ -84,15 +84,21 @@ type Entry struct {
 // recordKey is the clear-text key of kind/id.
 func recordKey(kind, id string) []byte { return []byte(kind + "/" + id) }
 
-// splitKey parses a record key.
+// recordName is a record key as the log indexes the records it holds:
+// kind and id apart, so that the index holds no string of its own but
+// the id that the user or token it names holds too.
+type recordName struct{ kind, id string }
+
+// splitKey parses a record key. kind is one of the Kind constants.
 func splitKey(key []byte) (kind, id string, err error) {
 	kind, id, ok := strings.Cut(string(key), "/")
 	if !ok || id == "" {
 		return "", "", recordErr(ReasonKey, "the key is not <kind>/<id>")
 	}
-	switch kind {
-	case KindUser, KindToken, KindSecret:
-		return kind, id, nil
+	for _, k := range [...]string{KindUser, KindToken, KindSecret} {
+		if kind == k {
+			return k, id, nil
+		}
 	}
 	return "", "", recordErr(ReasonKey, "unknown kind")
 }

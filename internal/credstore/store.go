@@ -40,19 +40,11 @@ func shardOf(user string) int {
 }
 
 // numMechs is the number of mechanisms a userCreds has room for.
-const numMechs = 2
+const numMechs = sasl.NumMechanisms
 
 // mechSlot is m's slot in a userCreds; false for a mechanism the store
 // does not hold.
-func mechSlot(m sasl.Mechanism) (int, bool) {
-	switch m {
-	case sasl.ScramSHA256:
-		return 0, true
-	case sasl.ScramSHA512:
-		return 1, true
-	}
-	return 0, false
-}
+func mechSlot(m sasl.Mechanism) (int, bool) { return m.Index() }
 
 // slotMech is mechSlot's inverse.
 func slotMech(i int) sasl.Mechanism {

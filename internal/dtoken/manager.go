@@ -151,19 +151,11 @@ type credCache struct {
 }
 
 // numSlots is the number of mechanisms tokens have credentials for.
-const numSlots = 2
+const numSlots = sasl.NumMechanisms
 
 // credSlot is mech's place in an entry's credentials; false for a
 // mechanism tokens have no credential for.
-func credSlot(mech sasl.Mechanism) (int, bool) {
-	switch mech {
-	case sasl.ScramSHA256:
-		return 0, true
-	case sasl.ScramSHA512:
-		return 1, true
-	}
-	return 0, false
-}
+func credSlot(mech sasl.Mechanism) (int, bool) { return mech.Index() }
 
 // Manager owns the token cache. It is safe for concurrent use.
 //

@@ -27,6 +27,22 @@ const (
 // Mechanisms lists every mechanism this package implements, in a stable order.
 func Mechanisms() []Mechanism { return []Mechanism{ScramSHA256, ScramSHA512} }
 
+// NumMechanisms is len(Mechanisms()): the size of a table with a slot per
+// mechanism (Mechanism.Index).
+const NumMechanisms = 2
+
+// Index is m's place in Mechanisms(), for a table with a slot per
+// mechanism; false for a mechanism this package does not implement.
+func (m Mechanism) Index() (int, bool) {
+	switch m {
+	case ScramSHA256:
+		return 0, true
+	case ScramSHA512:
+		return 1, true
+	}
+	return 0, false
+}
+
 // ParseMechanism returns the mechanism named s. The match is exact and
 // case-sensitive, as Kafka's SaslHandshake lookup is.
 func ParseMechanism(s string) (Mechanism, bool) {

@@ -1,10 +1,8 @@
 package credstore
 
 import (
-	"bytes"
 	"context"
 	"maps"
-	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -18,13 +16,13 @@ import (
 // shard and shares the others: a change costs O(users/snapshotShards), not
 // O(users).
 //
-// A shard maps each name to a userCreds by value: per user the garbage
-// collector finds two heap objects (the name and one byte array holding
-// all of the user's key material) and two pointers in the shard's table,
-// whatever the number of mechanisms. Only sasl.Mechanisms() are held; no
-// login could use another.
+// A shard maps each name to a sasl.CredentialSet by value: per user the
+// garbage collector finds two heap objects (the name and one byte array
+// holding all of the user's key material) and two pointers in the shard's
+// table, whatever the number of mechanisms. Only sasl.Mechanisms() are
+// held; no login could use another.
 type Snapshot struct {
-	shards [snapshotShards]map[string]userCreds // nil: empty
+	shards [snapshotShards]map[string]sasl.CredentialSet // nil: empty
 }
 
 const snapshotShards = 256
@@ -39,139 +37,6 @@ func shardOf(user string) int {
 	return int(h % snapshotShards)
 }
 
-// numMechs is the number of mechanisms a userCreds has room for.
-const numMechs = sasl.NumMechanisms
-
-// mechSlot is m's slot in a userCreds; false for a mechanism the store
-// does not hold.
-func mechSlot(m sasl.Mechanism) (int, bool) { return m.Index() }
-
-// slotMech is mechSlot's inverse.
-func slotMech(i int) sasl.Mechanism {
-	if i == 0 {
-		return sasl.ScramSHA256
-	}
-	return sasl.ScramSHA512
-}
-
-// userCreds is one user's credentials: a slot per mechanism, and keys,
-// every set slot's salt, stored key and server key back to back, slot by
-// slot. A userCreds is never modified once built (a change builds a new
-// one with its own keys), so snapshots share it freely. At least one slot
-// is set in any held by a Snapshot.
-type userCreds struct {
-	keys  []byte
-	slots [numMechs]credSlot
-}
-
-// credSlot is one mechanism's credential within a userCreds: its
-// iterations and the lengths of its three byte strings in keys.
-type credSlot struct {
-	iterations                 int
-	salt, storedKey, serverKey uint32
-	set                        bool
-}
-
-// credSet is one user's credentials by slot, unpacked.
-type credSet struct {
-	cred [numMechs]sasl.Credential
-	has  [numMechs]bool
-}
-
-// pack builds a userCreds holding set, copying its bytes into one new
-// array.
-func (set *credSet) pack() userCreds {
-	n := 0
-	for i, c := range set.cred {
-		if set.has[i] {
-			n += len(c.Salt) + len(c.StoredKey) + len(c.ServerKey)
-		}
-	}
-	u := userCreds{keys: make([]byte, 0, n)}
-	for i, c := range set.cred {
-		if !set.has[i] {
-			continue
-		}
-		u.keys = append(append(append(u.keys, c.Salt...), c.StoredKey...), c.ServerKey...)
-		u.slots[i] = credSlot{iterations: c.Iterations, salt: length32(c.Salt), storedKey: length32(c.StoredKey), serverKey: length32(c.ServerKey), set: true}
-	}
-	return u
-}
-
-// length32 is len(b), which no credential's source lets exceed 4 GiB (a
-// Kafka request, a record, a file line).
-func length32(b []byte) uint32 {
-	if uint64(len(b)) > math.MaxUint32 {
-		panic("credstore: credential field of 4 GiB or more")
-	}
-	return uint32(len(b))
-}
-
-// packMap packs creds, ignoring mechanisms the store does not hold; ok is
-// false when none is left.
-func packMap(creds map[sasl.Mechanism]sasl.Credential) (u userCreds, ok bool) {
-	var set credSet
-	for i := range numMechs {
-		set.cred[i], set.has[i] = creds[slotMech(i)]
-		ok = ok || set.has[i]
-	}
-	if !ok {
-		return userCreds{}, false
-	}
-	return set.pack(), true
-}
-
-// cred returns slot i's credential, its byte slices sharing u's array and
-// capped at their length (an append by the caller copies). Callers must
-// not modify them.
-func (u *userCreds) cred(i int) (sasl.Credential, bool) {
-	s := u.slots[i]
-	if !s.set {
-		return sasl.Credential{}, false
-	}
-	off := 0
-	for j := range i {
-		if p := u.slots[j]; p.set {
-			off += int(p.salt) + int(p.storedKey) + int(p.serverKey)
-		}
-	}
-	field := func(n uint32) []byte {
-		if n == 0 {
-			return nil
-		}
-		b := u.keys[off : off+int(n) : off+int(n)]
-		off += int(n)
-		return b
-	}
-	c := sasl.Credential{Iterations: s.iterations}
-	c.Salt = field(s.salt)
-	c.StoredKey = field(s.storedKey)
-	c.ServerKey = field(s.serverKey)
-	return c, true
-}
-
-// unpack returns u's credentials by slot, sharing u's array.
-func (u *userCreds) unpack() credSet {
-	var set credSet
-	for i := range numMechs {
-		set.cred[i], set.has[i] = u.cred(i)
-	}
-	return set
-}
-
-// copyMap returns u's credentials by mechanism, their bytes copied into
-// one new array, so that nothing the caller does to them reaches u.
-func (u *userCreds) copyMap() map[sasl.Mechanism]sasl.Credential {
-	c := userCreds{keys: bytes.Clone(u.keys), slots: u.slots}
-	out := make(map[sasl.Mechanism]sasl.Credential, numMechs)
-	for i := range numMechs {
-		if cred, ok := c.cred(i); ok {
-			out[slotMech(i)] = cred
-		}
-	}
-	return out
-}
-
 // NewSnapshot returns an empty snapshot to fill with Put before publishing.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
@@ -179,30 +44,25 @@ func NewSnapshot() *Snapshot { return &Snapshot{} }
 // only for snapshots not yet published to a Store. A mechanism other than
 // sasl.Mechanisms() is ignored.
 func (s *Snapshot) Put(m sasl.Mechanism, user string, c sasl.Credential) {
-	slot, ok := mechSlot(m)
-	if !ok {
+	if _, ok := m.Index(); !ok {
 		return
 	}
-	i := shardOf(user)
-	if s.shards[i] == nil {
-		s.shards[i] = map[string]userCreds{}
-	}
-	u := s.shards[i][user]
-	set := u.unpack()
-	set.cred[slot], set.has[slot] = c, true
-	s.shards[i][user] = set.pack()
+	s.set(user, s.shards[shardOf(user)][user].With(m, c))
 }
 
 // putAll sets user's credentials to creds, as with does, in a snapshot
 // not yet published: one array for all of them rather than one per Put.
 func (s *Snapshot) putAll(user string, creds map[sasl.Mechanism]sasl.Credential) {
-	u, ok := packMap(creds)
-	if !ok {
-		return
+	if u := sasl.NewCredentialSet(creds); !u.Empty() {
+		s.set(user, u)
 	}
+}
+
+// set makes u user's credentials in a snapshot not yet published.
+func (s *Snapshot) set(user string, u sasl.CredentialSet) {
 	i := shardOf(user)
 	if s.shards[i] == nil {
-		s.shards[i] = map[string]userCreds{}
+		s.shards[i] = map[string]sasl.CredentialSet{}
 	}
 	s.shards[i][user] = u
 }
@@ -225,25 +85,13 @@ func (s *Snapshot) Has(user string) bool {
 // Get returns a copy of user's credentials by mechanism (nil if none),
 // sharing no memory with the snapshot.
 func (s *Snapshot) Get(user string) map[sasl.Mechanism]sasl.Credential {
-	u, ok := s.shards[shardOf(user)][user]
-	if !ok {
-		return nil
-	}
-	return u.copyMap()
+	return s.shards[shardOf(user)][user].Map()
 }
 
 // lookup returns user's credential for m, sharing the snapshot's memory:
 // the caller must not modify it.
 func (s *Snapshot) lookup(m sasl.Mechanism, user string) (sasl.Credential, bool) {
-	slot, ok := mechSlot(m)
-	if !ok {
-		return sasl.Credential{}, false
-	}
-	u, ok := s.shards[shardOf(user)][user]
-	if !ok {
-		return sasl.Credential{}, false
-	}
-	return u.cred(slot)
+	return s.shards[shardOf(user)][user].Get(m)
 }
 
 // Clone copies the snapshot for copy-on-write updates. The copy shares
@@ -261,22 +109,19 @@ func (s *Snapshot) Clone() *Snapshot {
 
 // Delete removes one (mechanism, user); only before publishing.
 func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
-	slot, ok := mechSlot(m)
+	i := shardOf(user)
+	u, ok := s.shards[i][user]
 	if !ok {
 		return
 	}
-	i := shardOf(user)
-	u, ok := s.shards[i][user]
-	if !ok || !u.slots[slot].set {
+	if _, ok := u.Get(m); !ok {
 		return
 	}
-	set := u.unpack()
-	set.has[slot] = false
-	if set.has == ([numMechs]bool{}) {
+	if u = u.Without(m); u.Empty() {
 		delete(s.shards[i], user)
 		return
 	}
-	s.shards[i][user] = set.pack()
+	s.shards[i][user] = u
 }
 
 // with returns a snapshot in which user has exactly creds (none: absent),
@@ -284,10 +129,10 @@ func (s *Snapshot) Delete(m sasl.Mechanism, user string) {
 func (s *Snapshot) with(user string, creds map[sasl.Mechanism]sasl.Credential) *Snapshot {
 	next := *s
 	i := shardOf(user)
-	shard := maps.Clone(s.shards[i]) // userCreds are never modified once published
-	if u, ok := packMap(creds); ok {
+	shard := maps.Clone(s.shards[i]) // credential sets are never modified
+	if u := sasl.NewCredentialSet(creds); !u.Empty() {
 		if shard == nil {
-			shard = map[string]userCreds{}
+			shard = map[string]sasl.CredentialSet{}
 		}
 		shard[user] = u
 	} else {
@@ -302,9 +147,9 @@ func (s *Snapshot) with(user string, creds map[sasl.Mechanism]sasl.Credential) *
 func (s *Snapshot) each(f func(string, sasl.Mechanism, sasl.Credential)) {
 	for _, shard := range s.shards {
 		for user, u := range shard {
-			for i := range numMechs {
-				if c, ok := u.cred(i); ok {
-					f(user, slotMech(i), c)
+			for _, m := range sasl.Mechanisms() {
+				if c, ok := u.Get(m); ok {
+					f(user, m, c)
 				}
 			}
 		}
@@ -384,17 +229,16 @@ func (s *Store) ReplaceUser(src Source, user string, creds map[sasl.Mechanism]sa
 	before := s.ownerCreds(user)
 	s.layers[src].Store(s.layers[src].Load().with(user, creds))
 	after := s.ownerCreds(user)
-	for i := range numMechs {
-		if c, ok := before.cred(i); ok {
-			sasl.CountShape(s.counts[slotMech(i)], c, -1)
+	for _, m := range sasl.Mechanisms() {
+		if c, ok := before.Get(m); ok {
+			sasl.CountShape(s.counts[m], c, -1)
 		}
 	}
-	for i := range numMechs {
-		c, ok := after.cred(i)
+	for _, m := range sasl.Mechanisms() {
+		c, ok := after.Get(m)
 		if !ok {
 			continue
 		}
-		m := slotMech(i)
 		if s.counts[m] == nil {
 			s.counts[m] = map[sasl.Shape]int{}
 		}
@@ -478,10 +322,10 @@ func (s *Store) owner(user string) (*Snapshot, bool) {
 
 // ownerCreds is user's entry in its owning layer (zero: no user), sharing
 // the layer's memory.
-func (s *Store) ownerCreds(user string) userCreds {
+func (s *Store) ownerCreds(user string) sasl.CredentialSet {
 	snap, ok := s.owner(user)
 	if !ok {
-		return userCreds{}
+		return sasl.CredentialSet{}
 	}
 	return snap.shards[shardOf(user)][user]
 }

@@ -118,8 +118,8 @@ const DefaultMaxPerOwner = 100
 // change replaces it. A large cache is what the garbage collector marks on
 // every cycle, so an entry is built to be few objects: its HMAC is inline,
 // its principals, key id and key fingerprint share memory with the other
-// entries of their owner and key (Manager.canonical), and its stored SCRAM
-// credentials are parsed once, at apply, into one allocation.
+// entries of their owner and key (entry.share), and its stored SCRAM
+// credentials are parsed once, at apply, into one sasl.CredentialSet.
 type entry struct {
 	// info is the token's record without its Credentials, which are in
 	// stored (record puts them back).
@@ -129,11 +129,8 @@ type entry struct {
 	// APIs, and kept only until the sweep removes it). hmac is zero then.
 	key  *tokenKey
 	hmac [sha512.Size]byte
-	// stored holds the credentials of the record, one slot per mechanism
-	// (credSlot), derived under key; has says which slots are set. Their
-	// bytes share one allocation.
-	stored [numSlots]sasl.Credential
-	has    [numSlots]bool
+	// stored holds the credentials of the record derived under key.
+	stored sasl.CredentialSet
 	// derived is for a record without stored credentials (written by an
 	// older version): those are derived at the token's first login with
 	// each mechanism, once, and shared with the entry that replaces this
@@ -142,20 +139,13 @@ type entry struct {
 }
 
 // credCache holds a token's derived SCRAM credentials, one slot per
-// mechanism (credSlot). Its own lock keeps a derivation at first login off
-// the manager's locks.
+// mechanism (Mechanism.Index). Its own lock keeps a derivation at first
+// login off the manager's locks.
 type credCache struct {
 	mu   sync.Mutex
-	have [numSlots]bool
-	c    [numSlots]sasl.Credential
+	have [sasl.NumMechanisms]bool
+	c    [sasl.NumMechanisms]sasl.Credential
 }
-
-// numSlots is the number of mechanisms tokens have credentials for.
-const numSlots = sasl.NumMechanisms
-
-// credSlot is mech's place in an entry's credentials; false for a
-// mechanism tokens have no credential for.
-func credSlot(mech sasl.Mechanism) (int, bool) { return mech.Index() }
 
 // Manager owns the token cache. It is safe for concurrent use.
 //
@@ -402,42 +392,22 @@ func canonicalType(p Principal) Principal {
 	return p
 }
 
-// parseStored parses the stored credentials of i, e's record, into e: those
-// of the mechanisms tokens have, when the record says they were derived
-// under e.key (its key fingerprint). Their bytes go into one allocation.
-// A form that does not parse is left out: that mechanism's credential is
-// then derived at the token's first login with it, as for a record without
+// parseStored parses the stored credentials of i, e's record, into e: when
+// the record says they were derived under e.key (its key fingerprint). A
+// form that does not parse is left out: that mechanism's credential is then
+// derived at the token's first login with it, as for a record without
 // stored credentials.
 func (e *entry) parseStored(i Info) {
 	if len(i.Credentials) == 0 || !hmac.Equal(i.KeyCheck, e.key.check) {
 		return
 	}
-	var parsed [numSlots]sasl.Credential
-	size := 0
+	parsed := make(map[sasl.Mechanism]sasl.Credential, len(i.Credentials))
 	for mech, form := range i.Credentials {
-		slot, ok := credSlot(mech)
-		if !ok {
-			continue
-		}
-		c, err := sasl.ParseStoredForm(mech, form)
-		if err != nil {
-			continue
-		}
-		parsed[slot], e.has[slot] = c, true
-		size += len(c.Salt) + len(c.StoredKey) + len(c.ServerKey)
-	}
-	buf := make([]byte, 0, size)
-	part := func(b []byte) []byte {
-		start := len(buf)
-		buf = append(buf, b...)
-		return buf[start:len(buf):len(buf)]
-	}
-	for slot, c := range parsed {
-		if e.has[slot] {
-			e.stored[slot] = sasl.Credential{Salt: part(c.Salt), StoredKey: part(c.StoredKey),
-				ServerKey: part(c.ServerKey), Iterations: c.Iterations}
+		if c, err := sasl.ParseStoredForm(mech, form); err == nil {
+			parsed[mech] = c
 		}
 	}
+	e.stored = sasl.NewCredentialSet(parsed)
 }
 
 // record is e's token as its store holds it: e.info with the stored
@@ -446,11 +416,11 @@ func (e *entry) parseStored(i Info) {
 func (e *entry) record() Info {
 	i := e.info
 	for _, mech := range sasl.Mechanisms() {
-		if slot, ok := credSlot(mech); ok && e.has[slot] {
+		if c, ok := e.stored.Get(mech); ok {
 			if i.Credentials == nil {
 				i.Credentials = map[sasl.Mechanism]string{}
 			}
-			i.Credentials[mech] = e.stored[slot].StoredForm()
+			i.Credentials[mech] = c.StoredForm()
 		}
 	}
 	return i
@@ -543,12 +513,12 @@ func (m *Manager) derive(hmac []byte, mech sasl.Mechanism) (sasl.Credential, err
 // without stored credentials, from an older version). Safe for concurrent
 // use; the manager's locks are not held.
 func (m *Manager) credential(e *entry, mech sasl.Mechanism) (sasl.Credential, error) {
-	slot, ok := credSlot(mech)
+	slot, ok := mech.Index()
 	if !ok {
 		return sasl.Credential{}, sasl.ErrUnknownCredential
 	}
-	if e.has[slot] {
-		return e.stored[slot], nil
+	if c, ok := e.stored.Get(mech); ok {
+		return c, nil
 	}
 	cache := e.derived.Load()
 	if cache == nil {

@@ -57,8 +57,8 @@ var ErrBadStoredForm = errors.New("invalid SCRAM credential")
 // against its hash size. Errors never echo the input (it is secret-equivalent).
 //
 // The salt and keys are decoded into one array, each slice capped at its
-// own length: a parse allocates once, for caches that parse many (the
-// token cache at each token's first login, a restore of many users).
+// own length: a parse allocates once, for restores that parse many (the
+// token records, the users).
 func ParseStoredForm(m Mechanism, s string) (Credential, error) {
 	const (
 		salt = iota
